@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   ?= work/nfcorpus
+
+.PHONY: install demo test check bench clean
+
+install: $(VENV)/.installed
+
+# torch is pinned and installed first: an unpinned torch pulled in by
+# sentence-transformers would resolve to a multi-GB CUDA build.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/retriever index build $(DEMO) --dataset nfcorpus --kinds bm25,dense
+	$(BIN)/retriever eval beir $(DEMO) --dataset nfcorpus --split test \
+		--using bm25 --using dense --using 'rrf(bm25,dense)' --using 'norm(bm25,dense)' \
+		--out results/demo
+	$(BIN)/retriever search $(DEMO) "Do statins reduce the risk of breast cancer?" --using 'norm(bm25,dense)' -k 5
+
+test: install
+	$(BIN)/python -m pytest -q
+
+check: install
+	$(BIN)/retriever eval check
+
+bench: install
+	$(BIN)/retriever bench --dataset nfcorpus --out results/bench
+
+clean:
+	rm -rf $(VENV) work results .pytest_cache

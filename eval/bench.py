@@ -1,0 +1,113 @@
+"""Speed, memory and size benchmarks of index kinds, side by side, as ratios to BM25.
+
+Each system is measured in its own fresh process (so peak RSS is its own), one
+after the other on the same machine in the same run: build throughput (docs/s),
+single-query latency p50/p95, batch throughput (QPS), index size on disk and
+peak resident memory. BM25 is always measured and is the baseline of the ratios.
+
+Example:
+    retriever bench --dataset nfcorpus --systems "bm25;dense(factory=Flat);dense(factory=HNSW32)"
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from eval.beir import git_commit
+from retriever.specs import parse_spec
+
+BASELINE = "bm25"
+WARMUP = 5
+
+
+def split_specs(text: str) -> list[str]:
+    """Split ``"bm25;dense(factory='IVF64,PQ8')"`` (or comma-separated simple specs) into specs."""
+    specs, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch in ",;" and depth == 0:
+            specs.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    specs.append(current.strip())
+    return [s for s in specs if s]
+
+
+def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count: int = 200,
+                  limit: int | None = None, data_dir: str | None = None) -> str:
+    """Measure each spec in a fresh process; write JSON and Markdown to ``out_dir``; return the Markdown."""
+    specs = list(dict.fromkeys([BASELINE, *specs]))
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for spec in specs:
+        with context.Pool(1) as pool:
+            rows.append(pool.apply(measure, (spec, dataset, query_count, limit, data_dir)))
+    base = rows[0]
+    for row in rows:
+        row["ratios"] = {key: row[key] / base[key] if base[key] else None
+                         for key in ("build_docs_per_s", "p50_ms", "p95_ms", "batch_qps", "size_mb", "peak_rss_mb")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"dataset": dataset, "limit": limit, "queries": query_count, "commit": git_commit(),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
+    (out_dir / f"bench-{dataset}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    table = markdown(rows)
+    (out_dir / f"bench-{dataset}.md").write_text(table, encoding="utf-8")
+    return table
+
+
+def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, data_dir: str | None) -> dict[str, Any]:
+    """Build one index and time its queries (runs inside a fresh process)."""
+    from eval.datasets import load_dataset
+    from indexes.base import build_index, parse_index_spec
+    from retriever.corpus import Corpus
+    from retriever.storage import dir_size
+
+    dataset = load_dataset(dataset_name, data_dir=data_dir)
+    name, kind, settings = parse_index_spec(spec)
+    queries = [q.text for q in dataset.queries.values()][:query_count]
+    with tempfile.TemporaryDirectory(prefix="retriever-bench-") as tmp:
+        docs = (d for i, d in enumerate(dataset.documents()) if limit is None or i < limit)
+        corpus = Corpus.create(Path(tmp) / "corpus", docs)
+        started = time.perf_counter()
+        index = build_index(kind, corpus, Path(tmp) / "index", settings)
+        build_seconds = time.perf_counter() - started
+        for query in queries[:WARMUP]:
+            index.search([query], 10)
+        latencies = []
+        for query in queries:
+            started = time.perf_counter()
+            index.search([query], 10)
+            latencies.append(1000 * (time.perf_counter() - started))
+        started = time.perf_counter()
+        index.search(queries, 10)
+        batch_seconds = time.perf_counter() - started
+        size = dir_size(index.directory)
+        index.close()
+    return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
+            "build_docs_per_s": len(corpus) / build_seconds,
+            "p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
+            "batch_qps": len(queries) / batch_seconds, "size_mb": size / 2**20,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per system: absolute figures, then the ratio to BM25 in parentheses."""
+    columns = [("build_docs_per_s", "build docs/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
+               ("p95_ms", "p95 ms", "{:.2f}"), ("batch_qps", "batch QPS", "{:.0f}"),
+               ("size_mb", "size MB", "{:.1f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
+    lines = ["| system | " + " | ".join(title for _, title, _ in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        cells = [f"{fmt.format(row[key])} ({row['ratios'][key]:.2f}×)" for key, _, fmt in columns]
+        lines.append(f"| `{row['system']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

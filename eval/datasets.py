@@ -1,0 +1,234 @@
+"""Where evaluation data lives, BEIR layout in and out, and HotpotQA -> BEIR layout.
+
+A dataset name resolves against data roots in this order: ``--data-dir``, the
+``RETRIEVER_DATA`` environment variable, then ``../shared/data`` (relative to the
+working directory, then to this checkout). BEIR's official zip is downloaded only
+when asked (``--download``).
+
+``hotpotqa-distractor`` is built from HotpotQA's official distractor file
+(``<root>/hotpotqa/hotpot_dev_distractor_*.jsonl``): corpus = the union of the
+context paragraphs (id = title), queries = the questions (answer, type, level and
+supporting facts in ``metadata``), qrels = the supporting titles. Its dev/test
+split is deterministic: question ids sorted, shuffled with ``random.Random(SPLIT_SEED)``,
+the first ``TEST_SIZE`` form ``test`` and the rest ``dev``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from retriever.corpus import Document, document_from_record, read_beir_corpus, read_jsonl
+from retriever.errors import InputError, MissingResourceError
+from retriever.storage import staging_dir
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+HOTPOT = "hotpotqa-distractor"
+SPLIT_SEED = 2026
+TEST_SIZE = 600
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query: id, text and free-form metadata (e.g. a gold answer)."""
+
+    query_id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Dataset:
+    """A dataset in BEIR shape: documents, queries and qrels per split."""
+
+    name: str
+    source: str
+    queries: dict[str, Query]
+    qrels: dict[str, Qrels]
+    _documents: list[Document] | None = None
+    _corpus_file: Path | None = None
+
+    def documents(self) -> Iterator[tuple[Document, str | None, int | None]]:
+        """Validated ``(document, file, line)`` triples, as the corpus store takes them."""
+        if self._corpus_file is not None:
+            yield from read_beir_corpus(self._corpus_file)
+        else:
+            for position, doc in enumerate(self._documents or [], start=1):
+                yield doc, self.source, position
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self.qrels)
+
+    def split(self, name: str) -> tuple[dict[str, Query], Qrels]:
+        """Queries that have qrels in split ``name``, and those qrels."""
+        if name not in self.qrels:
+            raise InputError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
+        qrels = self.qrels[name]
+        missing = [qid for qid in qrels if qid not in self.queries]
+        if missing:
+            raise InputError(f"{len(missing)} query id(s) in the {name} qrels have no query text, e.g. {missing[0]!r}",
+                             self.source)
+        return {qid: self.queries[qid] for qid in sorted(qrels)}, qrels
+
+
+def data_roots(data_dir: str | Path | None = None) -> list[Path]:
+    """Data roots in resolution order (see the module docstring)."""
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("RETRIEVER_DATA"):
+        roots.append(Path(os.environ["RETRIEVER_DATA"]))
+    roots += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"]
+    return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
+    """Load a dataset by name (or by a directory path) in BEIR layout.
+
+    Args:
+        name: ``nfcorpus``, ``hotpotqa-distractor``, any BEIR name, or a directory.
+        data_dir: a data root to look in first.
+        download: fetch BEIR's official zip when the dataset is not on disk.
+
+    Raises:
+        MissingResourceError: not found (the message lists the places looked in).
+    """
+    if Path(name).is_dir():
+        return load_beir(Path(name))
+    roots = data_roots(data_dir)
+    for root in roots:
+        if (root / name / "corpus.jsonl").is_file():
+            return load_beir(root / name, name)
+    if name == HOTPOT:
+        for root in roots:
+            found = sorted((root / "hotpotqa").glob("hotpot_dev_distractor*.jsonl"))
+            if found:
+                return hotpotqa_to_beir(found[0])
+    looked = "; ".join(str(r / name) for r in roots)
+    if download:
+        return load_beir(_download_beir(name, roots[0]), name)
+    raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
+                               f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
+
+
+def load_beir(directory: Path, name: str | None = None) -> Dataset:
+    """Load ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv`` from a BEIR directory."""
+    directory = Path(directory)
+    queries = {}
+    path = directory / "queries.jsonl"
+    for number, record in read_jsonl(path):
+        query = _query_from_record(record, str(path), number)
+        if query.query_id in queries:
+            raise InputError(f"duplicate query id {query.query_id!r}", str(path), number)
+        queries[query.query_id] = query
+    qrels = {p.stem: read_qrels(p) for p in sorted((directory / "qrels").glob("*.tsv"))}
+    return Dataset(name or directory.name, str(directory), queries, qrels, _corpus_file=directory / "corpus.jsonl")
+
+
+def read_qrels(path: Path) -> Qrels:
+    """Read a BEIR qrels TSV (header ``query-id corpus-id score``) into ``{qid: {docid: score}}``."""
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            fields = line.rstrip("\r\n").split("\t")
+            if number == 1 and fields[0] == "query-id":
+                continue
+            if not line.strip():
+                continue
+            if len(fields) != 3:
+                raise InputError(f"expected 3 tab-separated fields, got {len(fields)}", str(path), number)
+            try:
+                qrels.setdefault(fields[0], {})[fields[1]] = int(fields[2])
+            except ValueError:
+                raise InputError(f"score {fields[2]!r} is not an integer", str(path), number) from None
+    return qrels
+
+
+def _query_from_record(record: Any, path: str, line: int) -> Query:
+    if not isinstance(record, dict):
+        raise InputError("expected a JSON object", path, line)
+    query_id, text = record.get("_id"), record.get("text")
+    if not isinstance(query_id, str) or not query_id.strip():
+        raise InputError("missing or empty '_id'", path, line)
+    if not isinstance(text, str):
+        raise InputError(f"query {query_id!r} has no 'text'", path, line)
+    return Query(query_id, text, record.get("metadata") or {})
+
+
+def hotpotqa_to_beir(path: Path) -> Dataset:
+    """Convert HotpotQA's distractor JSONL into a BEIR-shaped :class:`Dataset` (see module doc)."""
+    documents: dict[str, Document] = {}
+    queries: dict[str, Query] = {}
+    qrels: Qrels = {}
+    for number, record in read_jsonl(path):
+        try:
+            qid, context = record["id"], record["context"]
+            titles, sentences = context["title"], context["sentences"]
+            support = record["supporting_facts"]
+        except (KeyError, TypeError) as e:
+            raise InputError(f"not a HotpotQA distractor record (missing {e})", str(path), number) from None
+        if qid in queries:
+            raise InputError(f"duplicate question id {qid!r}", str(path), number)
+        for title, paragraph in zip(titles, sentences):
+            documents.setdefault(title, document_from_record(
+                {"_id": title, "title": title, "text": "".join(paragraph)}, str(path), number))
+        queries[qid] = Query(qid, record["question"], {
+            "answer": record.get("answer", ""), "type": record.get("type", ""), "level": record.get("level", ""),
+            "supporting_facts": [[t, s] for t, s in zip(support["title"], support["sent_id"])]})
+        qrels[qid] = {title: 1 for title in support["title"]}
+    ids = sorted(queries)
+    random.Random(SPLIT_SEED).shuffle(ids)
+    test, dev = set(ids[:TEST_SIZE]), set(ids[TEST_SIZE:])
+    splits = {"test": {q: qrels[q] for q in sorted(test)}, "dev": {q: qrels[q] for q in sorted(dev)}}
+    return Dataset(HOTPOT, str(path), queries, splits, _documents=list(documents.values()))
+
+
+def write_beir(dataset: Dataset, directory: Path) -> Path:
+    """Write ``dataset`` to ``directory`` in BEIR layout (atomically)."""
+    with staging_dir(Path(directory)) as tmp:
+        with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as f:
+            for doc, _, _ in dataset.documents():
+                f.write(json.dumps(doc.to_beir(), ensure_ascii=False) + "\n")
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
+            for query in dataset.queries.values():
+                row = {"_id": query.query_id, "text": query.text, "metadata": query.metadata}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        (tmp / "qrels").mkdir()
+        for split, qrels in dataset.qrels.items():
+            with open(tmp / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+                f.write("query-id\tcorpus-id\tscore\n")
+                for qid, docs in qrels.items():
+                    for doc_id, score in docs.items():
+                        f.write(f"{qid}\t{doc_id}\t{score}\n")
+    return Path(directory)
+
+
+def _download_beir(name: str, root: Path) -> Path:
+    """Download and unpack BEIR's official zip for ``name`` into ``root`` (explicit opt-in only)."""
+    url = BEIR_URL.format(name=name)
+    target = root / name
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / f".{name}.zip.part"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as e:
+        archive.unlink(missing_ok=True)
+        raise MissingResourceError(f"could not download {url}: {e}. Offline? Put the dataset in BEIR "
+                                   f"layout under {target} instead.") from None
+    with staging_dir(target) as tmp, zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp)
+        inner = tmp / name
+        if inner.is_dir():
+            for entry in inner.iterdir():
+                entry.rename(tmp / entry.name)
+            inner.rmdir()
+    archive.unlink()
+    return target

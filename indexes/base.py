@@ -1,0 +1,151 @@
+"""The index protocol and the index-directory contract.
+
+Every index kind is a subclass of :class:`Index` registered in :data:`KINDS`. An
+index directory holds ``manifest.json`` (kind, format version, settings, document
+count, corpus checksum, build time) and the kind's own files; it is written under
+a temporary sibling and renamed into place only when complete.
+
+Every kind answers ``search(queries, k)`` with one ranked ``[(doc_id, score), ...]``
+list per query, best first, so fusion, reranking and evaluation never care which
+kind produced a result.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from retriever.corpus import Corpus, Document
+from retriever.errors import IndexFormatError, MissingResourceError, SpecError
+from retriever.specs import Spec, parse_spec
+from retriever.storage import read_manifest, staging_dir, write_manifest
+
+Ranking = list[tuple[str, float]]
+
+# kind -> (module, class, the pip extra that provides its dependencies)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "bm25": ("indexes.bm25", "BM25Index", "retriever"),
+    "dense": ("indexes.dense", "DenseIndex", "retriever"),
+}
+
+
+class Index(ABC):
+    """An index over a corpus, living in one directory.
+
+    Subclasses implement :meth:`write` (build into an empty directory),
+    :meth:`search`, and :meth:`write_extended` (a new version with more documents).
+    Settings that define the index are persisted in the manifest; per-call knobs
+    (threads, nprobe, beam width) are keyword arguments of :meth:`search`.
+    """
+
+    kind: ClassVar[str]
+    format_version: ClassVar[int] = 1
+
+    def __init__(self, directory: Path, manifest: dict):
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.settings: dict[str, Any] = manifest.get("settings", {})
+
+    @classmethod
+    @abstractmethod
+    def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        """Build the index for ``corpus`` into the empty ``directory``.
+
+        Returns:
+            The complete settings to persist (defaults filled in).
+        """
+
+    @abstractmethod
+    def search(self, queries: Sequence[str], k: int = 10, **knobs: Any) -> list[Ranking]:
+        """Return the top ``k`` ``(doc_id, score)`` pairs for each query, best first."""
+
+    @abstractmethod
+    def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
+        """Write this index plus ``docs`` into the empty ``directory``; self is unchanged.
+
+        Returns:
+            The settings to persist for the new version.
+        """
+
+    @property
+    def doc_count(self) -> int:
+        return int(self.manifest["doc_count"])
+
+    def close(self) -> None:
+        """Release files and native resources held by the index."""
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def index_class(kind: str) -> type[Index]:
+    """The :class:`Index` subclass for ``kind``, imported on first use."""
+    if kind not in KINDS:
+        raise SpecError(f"unknown index kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
+    module, name, extra = KINDS[kind]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        raise MissingResourceError(
+            f"the {kind!r} index needs a package that is not installed ({e.name}): "
+            f"pip install '{extra}'"
+        ) from e
+
+
+def canonical_spec(name: str, kind: str, settings: dict[str, str]) -> str:
+    """The canonical string of an index spec, as stored in ``engine.json``."""
+    return str(Spec(kind, (), dict(settings), label=name if name != kind else None))
+
+
+def parse_index_spec(spec: str | Spec) -> tuple[str, str, dict[str, str]]:
+    """Split ``[name=]kind(key=value,...)`` into (name, kind, settings)."""
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    if parsed.args:
+        raise SpecError(f"index spec {str(parsed)!r}: settings must be key=value")
+    index_class(parsed.name)
+    return parsed.label or parsed.name, parsed.name, dict(parsed.kwargs)
+
+
+def build_index(kind: str, corpus: Corpus, directory: Path, settings: dict[str, Any] | None = None) -> Index:
+    """Build a ``kind`` index over ``corpus`` into ``directory`` (which must not exist)."""
+    cls = index_class(kind)
+    started = time.perf_counter()
+    with staging_dir(Path(directory)) as tmp:
+        persisted = cls.write(tmp, corpus, dict(settings or {}))
+        write_manifest(tmp, kind, cls.format_version, settings=persisted, doc_count=len(corpus),
+                       corpus_checksum=corpus.checksum,
+                       build_seconds=round(time.perf_counter() - started, 3))
+    return open_index(directory)
+
+
+def extend_index(index: Index, docs: Sequence[Document], corpus: Corpus, directory: Path) -> Index:
+    """Write ``index`` plus ``docs`` into a new ``directory``; ``corpus`` is the extended corpus."""
+    started = time.perf_counter()
+    with staging_dir(Path(directory)) as tmp:
+        persisted = index.write_extended(tmp, docs)
+        write_manifest(tmp, index.kind, index.format_version, settings=persisted,
+                       doc_count=len(corpus), corpus_checksum=corpus.checksum,
+                       build_seconds=index.manifest.get("build_seconds"),
+                       add_seconds=round(time.perf_counter() - started, 3))
+    return open_index(directory)
+
+
+def open_index(directory: Path) -> Index:
+    """Open any index directory, dispatching on the kind in its manifest."""
+    manifest = read_manifest(directory)
+    kind = manifest["kind"]
+    if kind not in KINDS:
+        raise IndexFormatError(f"{directory} holds an index of unknown kind {kind!r}")
+    cls = index_class(kind)
+    if manifest.get("format_version", 0) > cls.format_version:
+        raise IndexFormatError(
+            f"{directory}: {kind} format version {manifest['format_version']} is newer than this "
+            f"retriever reads ({cls.format_version}); upgrade retriever"
+        )
+    return cls(Path(directory), manifest)

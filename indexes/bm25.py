@@ -1,0 +1,124 @@
+"""BM25 over a Lucene inverted index, built and searched with Anserini.
+
+Documents are indexed as ``title + " " + text`` with Anserini's default English
+analyzer (Porter stemming, stopwords), as in Anserini's BEIR "flat" indexes;
+k1=0.9, b=0.4 by default, which reproduces Anserini's published NFCorpus figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from indexes.base import Index, Ranking
+from indexes.jvm import java_class, java_list
+from retriever.corpus import Corpus, Document
+from retriever.storage import link_tree
+
+DEFAULTS = {"k1": 0.9, "b": 0.4}
+LUCENE_DIR = "lucene"
+
+
+class BM25Index(Index):
+    """Lucene BM25. Settings: ``k1``, ``b``. Search knob: ``threads`` for batches."""
+
+    kind = "bm25"
+
+    def __init__(self, directory: Path, manifest: dict):
+        super().__init__(directory, manifest)
+        self._searcher = java_class("io.anserini.search.SimpleSearcher")(str(self.directory / LUCENE_DIR))
+        self._searcher.set_bm25(float(self.settings["k1"]), float(self.settings["b"]))
+
+    @classmethod
+    def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        persisted = {key: float(settings.pop(key, default)) for key, default in DEFAULTS.items()}
+        _reject_unknown(settings)
+        index_documents(directory / LUCENE_DIR, _contents_rows(corpus), directory / "_input")
+        return persisted
+
+    def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
+        link_tree(self.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
+        rows = ({"id": d.doc_id, "contents": d.contents} for d in docs)
+        index_documents(directory / LUCENE_DIR, rows, directory / "_input", append=True)
+        return dict(self.settings)
+
+    def search(self, queries: Sequence[str], k: int = 10, threads: int | None = None, **knobs: Any) -> list[Ranking]:
+        _reject_unknown(knobs)
+        if len(queries) == 1:
+            return [_ranking(self._searcher.search(queries[0], k))]
+        qids = [str(i) for i in range(len(queries))]
+        found = self._searcher.batch_search(java_list(list(queries)), java_list(qids), k,
+                                            threads or os.cpu_count() or 1)
+        return [_ranking(found.get(qid)) for qid in qids]
+
+    def close(self) -> None:
+        self._searcher.close()
+
+
+def index_documents(index_dir: Path, rows, input_dir: Path, append: bool = False,
+                    extra_args: Sequence[str] = ()) -> None:
+    """Write ``rows`` (Anserini JSON documents) to ``input_dir`` and index them into ``index_dir``.
+
+    With ``append``, the rows are indexed into a fresh segment set that is then
+    added to the existing index in ``index_dir`` (Lucene ``addIndexes``: the
+    segments are copied, nothing is re-analysed). ``input_dir`` is removed
+    afterwards. Shared by the BM25 and the impact index.
+    """
+    if append:
+        fresh = input_dir.with_name(input_dir.name + "_segments")
+        try:
+            index_documents(fresh, rows, input_dir, extra_args=extra_args)
+            _add_segments(index_dir, fresh)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+        return
+    input_dir.mkdir(parents=True)
+    with open(input_dir / "docs.jsonl", "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    args = ["-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(os.cpu_count() or 1),
+            "-quiet", *extra_args]
+    try:
+        java_class("io.anserini.index.IndexCollection").main(args)
+    finally:
+        shutil.rmtree(input_dir, ignore_errors=True)
+
+
+def _add_segments(index_dir: Path, segments_dir: Path) -> None:
+    """Append the segments of the index in ``segments_dir`` to the index in ``index_dir``."""
+    fs_directory = java_class("org.apache.lucene.store.FSDirectory")
+    config = java_class("org.apache.lucene.index.IndexWriterConfig")()
+    config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").APPEND)
+    target = fs_directory.open(java_class("java.io.File")(str(index_dir)).toPath())
+    source = fs_directory.open(java_class("java.io.File")(str(segments_dir)).toPath())
+    writer = java_class("org.apache.lucene.index.IndexWriter")(target, config)
+    try:
+        from jnius import cast
+
+        writer.addIndexes(cast("org.apache.lucene.store.Directory", source))
+        writer.commit()
+    finally:
+        writer.close()
+        source.close()
+        target.close()
+
+
+def _contents_rows(corpus: Corpus):
+    for batch in corpus.iter_batches():
+        for doc in batch:
+            yield {"id": doc.doc_id, "contents": doc.contents}
+
+
+def _ranking(scored_docs) -> Ranking:
+    return [(d.docid, float(d.score)) for d in (scored_docs or [])]
+
+
+def _reject_unknown(settings: dict) -> None:
+    if settings:
+        from retriever.errors import SpecError
+
+        raise SpecError(f"unknown bm25 setting(s): {', '.join(sorted(settings))}; known: k1, b, threads")

