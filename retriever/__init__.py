@@ -1,4 +1,24 @@
 """retriever: learned sparse, dense and generative indexes over one corpus, fused,
-reranked and composed by an agentic multi-hop loop; evaluated on BEIR."""
+reranked and composed by an agentic multi-hop loop; evaluated on BEIR.
+
+Example:
+    >>> from retriever import Engine
+    >>> engine = Engine.open("work/nfcorpus")
+    >>> engine.search("statins and breast cancer", k=5, using="rrf(bm25,dense)")
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Engine", "Hit", "Corpus", "Document"]
+
+
+def __getattr__(name: str):
+    """Import the public classes on first use, so ``import retriever`` stays cheap."""
+    if name in ("Engine", "Hit"):
+        from retriever import engine
+
+        return getattr(engine, name)
+    if name in ("Corpus", "Document"):
+        from retriever import corpus
+
+        return getattr(corpus, name)
+    raise AttributeError(f"module 'retriever' has no attribute {name!r}")

@@ -94,16 +94,20 @@ class Engine:
                 raise FileExistsError(f"{path} already holds an engine; pass overwrite=True (--overwrite) to replace it")
             if not (path / STATE).exists():
                 _clear_crashed_build(path)
-            generation = _read_state(path)["generation"] + 1 if (path / STATE).exists() else 1
-            corpus = _store_documents(path / f"corpus-{generation}", documents)
+            previous = _read_state(path) if (path / STATE).exists() else None
+            if previous:
+                _collect_garbage(path, previous)
+            generation = previous["generation"] + 1 if previous else 1
             state = {"format_version": FORMAT_VERSION, "generation": generation,
                      "corpus": f"corpus-{generation}", "indexes": {}, "specs": {}}
-            for name, kind, settings in progress(specs, desc="building indexes", unit="index"):
-                built = build_index(kind, corpus, path / f"{name}-{generation}", settings)
-                state["indexes"][name] = built.directory.name
-                state["specs"][name] = canonical_spec(name, kind, settings)
-                built.close()
-            write_json_atomic(path / STATE, state)
+            with _rollback(path, previous):
+                corpus = _store_documents(path / state["corpus"], documents)
+                for name, kind, settings in progress(specs, desc="building indexes", unit="index"):
+                    built = build_index(kind, corpus, path / f"{name}-{generation}", settings)
+                    state["indexes"][name] = built.directory.name
+                    state["specs"][name] = canonical_spec(name, kind, settings)
+                    built.close()
+                write_json_atomic(path / STATE, state)
             _collect_garbage(path, state)
         return cls(path)
 
@@ -112,17 +116,21 @@ class Engine:
         specs = [parse_index_spec(spec) for spec in indexes]
         with _locked(self.path):
             state = _read_state(self.path)
-            generation = state["generation"] + 1
-            for name, kind, settings in specs:
-                if name in state["indexes"] and not overwrite:
-                    raise FileExistsError(f"{self.path} already has an index named {name!r}; pass overwrite=True")
-                built = build_index(kind, self.corpus, self.path / f"{name}-{generation}", settings)
-                state["indexes"][name] = built.directory.name
-                state["specs"][name] = canonical_spec(name, kind, settings)
-                built.close()
-            state["generation"] = generation
-            write_json_atomic(self.path / STATE, state)
             _collect_garbage(self.path, state)
+            generation = state["generation"] + 1
+            clashes = [name for name, _, _ in specs if name in state["indexes"]]
+            if clashes and not overwrite:
+                raise FileExistsError(f"{self.path} already has an index named {clashes[0]!r}; pass overwrite=True")
+            new_state = {**state, "generation": generation, "indexes": dict(state["indexes"]),
+                         "specs": dict(state.get("specs", {}))}
+            with _rollback(self.path, state):
+                for name, kind, settings in specs:
+                    built = build_index(kind, self.corpus, self.path / f"{name}-{generation}", settings)
+                    new_state["indexes"][name] = built.directory.name
+                    new_state["specs"][name] = canonical_spec(name, kind, settings)
+                    built.close()
+                write_json_atomic(self.path / STATE, new_state)
+            _collect_garbage(self.path, new_state)
         self._reload()
 
     @property
@@ -200,19 +208,22 @@ class Engine:
         Raises:
             InputError: a malformed document, or an id that is empty or already present.
         """
-        docs = [doc for doc, _, _ in _documents(documents)]
+        located = list(_documents(documents))
+        docs = [doc for doc, _, _ in located]
         with _locked(self.path):
             state = _read_state(self.path)
             if state != self._state:
                 raise IndexFormatError(f"{self.path} changed since it was opened; open it again")
+            _collect_garbage(self.path, state)
             generation = state["generation"] + 1
             new_state = {**state, "generation": generation, "corpus": f"corpus-{generation}", "indexes": {}}
-            corpus = self.corpus.extend(self.path / new_state["corpus"], docs)
-            for name, index in progress(self.indexes.items(), desc="adding to indexes", unit="index"):
-                extended = extend_index(index, docs, corpus, self.path / f"{name}-{generation}")
-                new_state["indexes"][name] = extended.directory.name
-                extended.close()
-            write_json_atomic(self.path / STATE, new_state)
+            with _rollback(self.path, state):
+                corpus = self.corpus.extend(self.path / new_state["corpus"], located)
+                for name, index in progress(self.indexes.items(), desc="adding to indexes", unit="index"):
+                    extended = extend_index(index, docs, corpus, self.path / f"{name}-{generation}")
+                    new_state["indexes"][name] = extended.directory.name
+                    extended.close()
+                write_json_atomic(self.path / STATE, new_state)
             _collect_garbage(self.path, new_state)
         self._reload()
         return len(docs)
@@ -266,6 +277,19 @@ def _collect_garbage(path: Path, state: dict) -> None:
     for entry in path.iterdir():
         if entry.name not in live and (entry.is_dir() or entry.name.startswith(TMP_PREFIX)):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+@contextmanager
+def _rollback(path: Path, state: dict | None) -> Iterator[None]:
+    """On failure, remove whatever the write created; ``state`` (None: no engine yet) stays live."""
+    try:
+        yield
+    except BaseException:
+        if state is None:
+            _clear_crashed_build(path)
+        else:
+            _collect_garbage(path, state)
+        raise
 
 
 def _clear_crashed_build(path: Path) -> None:

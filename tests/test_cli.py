@@ -1,0 +1,71 @@
+"""The CLI through click's CliRunner, on a slice of NFCorpus and on HotpotQA."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+def test_build_search_add_eval(tmp_path, runner, nfcorpus_slice):
+    engine = str(tmp_path / "engine")
+    result = runner.invoke(main, ["index", "build", engine, "--dataset", str(nfcorpus_slice), "--kinds", "bm25"])
+    assert result.exit_code == 0, result.output
+    assert "400 documents; indexes: bm25" in result.output
+
+    result = runner.invoke(main, ["search", engine, "statins breast cancer", "-k", "3", "--json"])
+    hits = json.loads(result.output)
+    assert result.exit_code == 0 and len(hits) == 3 and {"doc_id", "score", "title", "text"} <= set(hits[0])
+
+    docs = tmp_path / "new.jsonl"
+    docs.write_text('{"_id": "NEW-1", "title": "Arsenic", "text": "arsenic in brown rice"}\n')
+    result = runner.invoke(main, ["index", "add", engine, str(docs)])
+    assert result.exit_code == 0 and "401 in total" in result.output
+    result = runner.invoke(main, ["index", "add", engine, str(docs)])
+    assert result.exit_code == 1 and "new.jsonl:1: duplicate id 'NEW-1'" in result.output
+
+    result = runner.invoke(main, ["index", "build", engine, "--index", "tuned=bm25(k1=1.2,b=0.75)"])
+    assert result.exit_code == 0 and "indexes: bm25, tuned" in result.output
+
+    out = tmp_path / "results"
+    result = runner.invoke(main, ["eval", "beir", engine, "--dataset", str(nfcorpus_slice), "--using", "bm25",
+                                  "--using", "rrf(bm25,tuned)", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["system"] for r in rows] == ["bm25", "rrf(bm25,tuned)"]
+    assert 0.2 < rows[0]["metrics"]["nDCG@10"] <= 1.0
+    written = json.loads((out / f"{nfcorpus_slice.name}-test.json").read_text())
+    assert written["results"][0]["config"]["bm25"]["settings"] == {"k1": 0.9, "b": 0.4}
+    assert (out / f"{nfcorpus_slice.name}-test.md").read_text().startswith("|")
+    run_lines = (out / f"{nfcorpus_slice.name}-test-bm25.trec").read_text().splitlines()
+    assert run_lines[0].split()[1] == "Q0" and run_lines[0].split()[3] == "1"
+
+    info = json.loads(runner.invoke(main, ["index", "info", engine]).output)
+    assert info["corpus"]["doc_count"] == 401 and info["indexes"]["bm25"]["kind"] == "bm25"
+
+
+def test_errors_are_one_clean_line(tmp_path, runner):
+    result = runner.invoke(main, ["search", str(tmp_path), "q"])
+    assert result.exit_code == 1 and "not an engine directory" in result.output
+    result = runner.invoke(main, ["index", "build", str(tmp_path / "e"), "--dataset", "no-such-dataset",
+                                  "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "looked in" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a", "text": "x"}\n{"_id": "b", "text": \n')
+    result = runner.invoke(main, ["index", "build", str(tmp_path / "e2"), "--corpus", str(bad), "--kinds", "bm25"])
+    assert result.exit_code == 1 and "bad.jsonl:2: malformed JSON" in result.output
+    assert not (tmp_path / "e2" / "engine.json").exists()
+
+
+def test_prepare_hotpotqa(tmp_path, runner):
+    out = tmp_path / "hp"
+    result = runner.invoke(main, ["data", "prepare", "hotpotqa", "--out", str(out)])
+    assert result.exit_code == 0 and "1100 questions (dev 500, test 600)" in result.output
+    assert sum(1 for _ in open(out / "corpus.jsonl")) == 10785
+    assert open(out / "qrels" / "test.tsv").readline().strip() == "query-id\tcorpus-id\tscore"
