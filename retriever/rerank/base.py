@@ -1,0 +1,76 @@
+"""The reranker protocol: one method that orders candidates and decides how many to pass on.
+
+A reranker sits between retrieval and reading (in ``Engine.search(..., rerank=...)``
+and in each hop of the agentic loop). It receives the query, the candidate hits
+and a :class:`RerankContext` (the original question, the hop number, the evidence
+already kept) and returns a list of hits: a reordered subset whose length is the
+reranker's own decision.
+
+Rerankers are named by spec strings, resolved by :func:`load_reranker`:
+``top(k=5)`` keeps the first ``k`` unchanged. Other kinds register in
+:data:`RERANKERS` as ``name -> "module:Class"``; each class takes the spec's
+key=value settings as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+
+from retriever.errors import SpecError
+from retriever.specs import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from retriever.engine import Hit
+
+RERANKERS: dict[str, str] = {"top": "retriever.rerank.base:TopK"}
+
+
+@dataclass(frozen=True)
+class RerankContext:
+    """What a reranker may know beyond the query: the question, the hop, evidence kept so far."""
+
+    question: str = ""
+    hop: int = 0
+    kept: Sequence["Hit"] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Orders candidate hits and chooses how many to pass on."""
+
+    def rerank(self, query: str, hits: Sequence["Hit"], context: RerankContext | None = None) -> list["Hit"]:
+        """Return the hits to pass on, best first (any subset of ``hits``)."""
+        ...
+
+
+class TopK:
+    """The static baseline: keep the first ``k`` hits in retrieval order."""
+
+    def __init__(self, k: int | str = 5):
+        self.k = int(k)
+        if self.k < 1:
+            raise SpecError(f"top(k={self.k}): k must be at least 1")
+
+    def rerank(self, query: str, hits: Sequence["Hit"], context: RerankContext | None = None) -> list["Hit"]:
+        return list(hits[: self.k])
+
+    def __str__(self) -> str:
+        return f"top(k={self.k})"
+
+
+def load_reranker(spec: str | Spec | Reranker) -> Reranker:
+    """A reranker from its spec string (``top(k=5)``), or ``spec`` itself if already one."""
+    if isinstance(spec, Reranker) and not isinstance(spec, (str, Spec)):
+        return spec
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    if parsed.name not in RERANKERS:
+        raise SpecError(f"unknown reranker {parsed.name!r}; known: {', '.join(sorted(RERANKERS))}")
+    if parsed.args:
+        raise SpecError(f"reranker spec {str(parsed)!r}: settings must be key=value")
+    module, name = RERANKERS[parsed.name].split(":")
+    try:
+        return getattr(importlib.import_module(module), name)(**parsed.kwargs)
+    except TypeError as e:
+        raise SpecError(f"reranker spec {str(parsed)!r}: {e}") from None
