@@ -184,6 +184,11 @@ def eval_table(table_path, readme) -> None:
 
 
 @main.group(cls=_Group)
+def train() -> None:
+    """Train models: learned sparse doc encoders, rerankers, generative indexes."""
+
+
+@main.group(cls=_Group)
 def data() -> None:
     """Prepare datasets."""
 
