@@ -113,8 +113,8 @@ def read_beir_corpus(path: Path) -> Iterator[tuple[Document, str, int]]:
         yield document_from_record(record, str(path), number), str(path), number
 
 
-def _located(docs: Iterable[Any]) -> Iterator[tuple[Document, str | None, int | None]]:
-    """Accept documents, records, or ``(document, file, line)`` triples from a reader."""
+def located_documents(docs: Iterable[Any]) -> Iterator[tuple[Document, str | None, int | None]]:
+    """Validated ``(document, file, line)`` triples from documents, BEIR records, or such triples."""
     for position, item in enumerate(docs, start=1):
         if isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], Document):
             yield item
@@ -159,7 +159,7 @@ class Corpus:
                 nothing is written.
         """
         with staging_dir(Path(directory)) as tmp:
-            part = _write_part(tmp / "part-00000.arrow", _located(docs), seen={})
+            part = _write_part(tmp / "part-00000.arrow", located_documents(docs), seen={})
             if part["rows"] == 0:
                 raise InputError("the corpus is empty", source or None)
             _write_corpus_manifest(tmp, [part], source)
@@ -175,7 +175,7 @@ class Corpus:
         parts = list(self.manifest["parts"])
         with staging_dir(Path(directory)) as tmp:
             link_tree(self.directory, tmp, exclude=("manifest.json",))
-            part = _write_part(tmp / f"part-{len(parts):05d}.arrow", _located(docs), seen)
+            part = _write_part(tmp / f"part-{len(parts):05d}.arrow", located_documents(docs), seen)
             if part["rows"] == 0:
                 raise InputError("no documents to add")
             _write_corpus_manifest(tmp, parts + [part], self.manifest.get("source", ""))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from indexes.base import Index, Ranking, build_index, canonical_spec, extend_index, open_index, parse_index_spec
-from retriever.corpus import Corpus, Document, _located, read_beir_corpus
+from retriever.corpus import Corpus, Document, located_documents, read_beir_corpus
 from retriever.errors import IndexFormatError, InputError, SpecError
 from retriever.fusion import Fusion
 from retriever.progress import progress
@@ -268,7 +268,7 @@ def _documents(documents: str | Path | Iterable[Any]) -> Iterator[tuple[Document
     if isinstance(documents, (str, Path)):
         path = Path(documents)
         return read_beir_corpus(path / "corpus.jsonl" if path.is_dir() else path)
-    return _located(documents)
+    return located_documents(documents)
 
 
 def _store_documents(directory: Path, documents: str | Path | Iterable[Any] | Corpus) -> Corpus:
