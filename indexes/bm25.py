@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from indexes.base import Index, Ranking
-from indexes.jvm import java_class, java_list
+from indexes.jvm import java_class, java_list, java_path
 from retriever.corpus import Corpus, Document
 from retriever.storage import link_tree
 
@@ -29,7 +29,7 @@ class BM25Index(Index):
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
-        self._searcher = java_class("io.anserini.search.SimpleSearcher")(str(self.directory / LUCENE_DIR))
+        self._searcher = java_class("io.anserini.search.SimpleSearcher")(java_path(self.directory / LUCENE_DIR))
         self._searcher.set_bm25(float(self.settings["k1"]), float(self.settings["b"]))
 
     @classmethod
@@ -79,7 +79,7 @@ def index_documents(index_dir: Path, rows, input_dir: Path, append: bool = False
     with open(input_dir / "docs.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    args = ["-collection", "JsonCollection", "-input", str(input_dir), "-index", str(index_dir),
+    args = ["-collection", "JsonCollection", "-input", java_path(input_dir), "-index", java_path(index_dir),
             "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(os.cpu_count() or 1),
             "-quiet", *extra_args]
     try:
@@ -93,8 +93,8 @@ def _add_segments(index_dir: Path, segments_dir: Path) -> None:
     fs_directory = java_class("org.apache.lucene.store.FSDirectory")
     config = java_class("org.apache.lucene.index.IndexWriterConfig")()
     config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").APPEND)
-    target = fs_directory.open(java_class("java.io.File")(str(index_dir)).toPath())
-    source = fs_directory.open(java_class("java.io.File")(str(segments_dir)).toPath())
+    target = fs_directory.open(java_class("java.io.File")(java_path(index_dir)).toPath())
+    source = fs_directory.open(java_class("java.io.File")(java_path(segments_dir)).toPath())
     writer = java_class("org.apache.lucene.index.IndexWriter")(target, config)
     try:
         from jnius import cast

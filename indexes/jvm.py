@@ -61,6 +61,12 @@ def _start_jvm() -> None:
     import jnius  # noqa: F401  (starts the JVM)
 
 
+def java_path(path: Path) -> str:
+    """``path`` made absolute: the JVM resolves relative paths against the directory it
+    started in, not against Python's current one after an ``os.chdir``."""
+    return str(Path(path).absolute())
+
+
 def java_list(items: list) -> Any:
     """A ``java.util.ArrayList`` holding ``items``."""
     out = java_class("java.util.ArrayList")()

@@ -129,3 +129,14 @@ def test_killed_rebuild_keeps_previous_engine(tmp_path, nfcorpus):
         Engine.open(next(p for p in (tmp_path / "e").iterdir() if p.name.startswith(".tmp-dense")))
     reopened.add([{"_id": "after", "text": "written after the crash"}])  # the next write clears the debris
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", "bm25-2", "corpus-2", "engine.json"]
+
+
+def test_relative_paths_after_chdir(tmp_path, monkeypatch):
+    """The JVM keeps its start-up directory; relative engine paths must still land under the new one."""
+    from indexes.bm25 import BM25Index  # noqa: F401  (starts the JVM before the chdir)
+
+    small_engine(tmp_path / "warm")
+    monkeypatch.chdir(tmp_path)
+    engine = small_engine("relative/e")
+    assert (tmp_path / "relative" / "e" / "bm25-1" / "lucene").is_dir()
+    assert engine.search("topic 2", k=1)[0].doc_id.startswith("d")
