@@ -183,6 +183,46 @@ def eval_table(table_path, readme) -> None:
         click.echo(markdown(rows))
 
 
+# --- generative index (issue 4): quality next to cost, and the DSI++ forgetting experiment ---
+@eval_group.command("generative")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", required=True, help="Dataset name or directory in BEIR layout.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable (default: all + RRF).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
+@data_dir_option
+def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> None:
+    """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR."""
+    from eval.generative import compare, markdown
+    from retriever.engine import Engine
+
+    data = _dataset(dataset, data_dir, False)
+    records = compare(Engine.open(engine_dir), data, split, list(systems), out_dir)
+    click.echo(markdown(data.name, split, records))
+    click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+
+
+@eval_group.command("continual")
+@click.option("--dataset", default="nfcorpus", show_default=True)
+@click.option("--index", "spec", default="generative", show_default=True, help="The generative index spec.")
+@click.option("--train-queries", default="", help="Split of real training queries (old documents only), e.g. train.")
+@click.option("--holdout", default=0.2, show_default=True, help="Share of documents added later.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--sam-rho", default=0.0, show_default=True, help="Also run DSI++ with SAM at this radius.")
+@click.option("--work", "work_dir", type=click.Path(file_okay=False), default="work/generative/continual",
+              show_default=True, help="Where corpora and indexes are built (reused by a rerun).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
+@data_dir_option
+def eval_continual(dataset, spec, train_queries, holdout, seed, sam_rho, work_dir, out_dir, data_dir) -> None:
+    """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild."""
+    from eval.continual import markdown, run_continual, settings_from_spec
+
+    payload = run_continual(dataset, Path(work_dir), Path(out_dir), settings_from_spec(spec), train_queries,
+                            holdout, seed, sam_rho=sam_rho, data_dir=data_dir)
+    click.echo(markdown(payload))
+    click.echo(f"JSON and Markdown written to {out_dir}/")
+
+
 @main.group(cls=_Group)
 def train() -> None:
     """Train models: learned sparse doc encoders, rerankers, generative indexes."""
@@ -222,6 +262,93 @@ def bench(dataset, systems, query_count, limit, out_dir, data_dir) -> None:
 
     report = run_benchmark(dataset, split_specs(systems), Path(out_dir), query_count, limit, data_dir)
     click.echo(report)
+
+
+# --- multi-hop question answering (retriever ask, retriever eval multihop) ---
+
+def _loop_options(command):
+    """Options shared by `ask` and `eval multihop`: the model, the loop's settings and budgets."""
+    options = [
+        click.option("--llm", default=None, help="A .gguf file, a model directory, an http(s):// OpenAI-compatible "
+                     "endpoint, or a spec like 'llamacpp(path=F.gguf)'; omit for the no-LLM mode."),
+        click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint."),
+        click.option("--threads", default=None, type=int, help="CPU threads for a local model."),
+        click.option("--using", default="hybrid", show_default=True, help="Indexes to search (name or fusion spec)."),
+        click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
+        click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
+        click.option("--candidates", default=30, show_default=True, help="Hits retrieved per hop."),
+        click.option("--max-hops", default=2, show_default=True, help="Retrieval rounds per question."),
+        click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
+        click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
+        click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine) -> dict:
+    from retriever.agent import Budget
+
+    return {"using": using, "rerank": rerank, "passages": passages, "candidates": candidates,
+            "budget": Budget(max_hops, max_tokens, max_seconds), "refine_sentences": not no_refine}
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("question")
+@_loop_options
+@click.option("--cache", type=click.Path(dir_okay=False), default=None, help="LM-call cache file (JSONL).")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write the trace JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and trace as JSON.")
+def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, candidates, max_hops, max_tokens,
+        max_seconds, no_refine, cache, trace_path, as_json) -> None:
+    """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations."""
+    from retriever.engine import Engine
+    from retriever.generate import open_generator
+
+    generator = open_generator(llm, cache, model=llm_model, threads=threads)
+    answer = Engine.open(engine_dir).ask(question, generator, **_loop_settings(
+        using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
+    if trace_path:
+        answer.trace.to_json(trace_path)
+    if as_json:
+        click.echo(json.dumps({"answer": answer.text, "citations": answer.citations,
+                               "trace": answer.trace.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    click.echo(answer.text)
+    click.echo(f"citations: {', '.join(answer.citations)}")
+    click.echo(f"hops: {len(answer.trace.hops)}, stop: {answer.trace.stop_reason}, LM tokens: {answer.trace.tokens}")
+
+
+@eval_group.command("multihop")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--systems", default="closed-book,single-shot,agent", show_default=True)
+@_loop_options
+@click.option("--cache", type=click.Path(dir_okay=False), default=None,
+              help="LM-call cache (default OUT/lm-cache.jsonl); rerunning resumes from it.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/multihop", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@data_dir_option
+def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, threads, using, rerank, passages,
+                  candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json, data_dir) -> None:
+    """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines."""
+    from eval.multihop import evaluate_multihop, markdown, report_dict
+    from retriever.engine import Engine
+    from retriever.generate import open_generator
+
+    generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads)
+    report = evaluate_multihop(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, generator,
+                               out_dir, limit, _split_kinds(systems), **_loop_settings(
+                                   using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
+    if as_json:
+        click.echo(json.dumps(report_dict(report), indent=2))
+        return
+    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"]))
+    click.echo(f"JSON, Markdown and traces written to {out_dir}/")
 
 
 def _dataset(name: str, data_dir: str | None, download: bool):

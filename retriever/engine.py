@@ -213,6 +213,22 @@ class Engine:
         """Search one query; returns up to ``k`` :class:`Hit` objects, best first."""
         return self.batch_search([query], k, using, rerank, **kwargs)[0]
 
+    def ask(self, question: str, llm: Any = None, cache: str | Path | None = None, **options: Any) -> Any:
+        """Answer ``question`` with the multi-hop loop; returns ``Answer(text, citations, trace)``.
+
+        Args:
+            question: the question.
+            llm: a generator, a ``.gguf`` path, a model directory, an ``http(s)://`` endpoint or a
+                backend spec (see :func:`retriever.generate.load_generator`); ``None``: no-LLM mode.
+            cache: an LM-call cache file (JSONL) to reuse answers across runs.
+            **options: :class:`retriever.agent.Agent` settings (``using``, ``rerank``, ``passages``,
+                ``candidates``, ``budget``, ``refine_sentences``).
+        """
+        from retriever.agent import Agent
+        from retriever.generate import open_generator
+
+        return Agent(self, open_generator(llm, cache), **options).ask(question)
+
     def add(self, documents: str | Path | Iterable[Any]) -> int:
         """Append documents to the corpus and to every index, atomically.
 

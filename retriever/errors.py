@@ -34,3 +34,7 @@ class MissingResourceError(RetrieverError):
 
 class SpecError(RetrieverError):
     """A spec string (index spec, fusion spec) that does not parse."""
+
+
+class GenerationError(RetrieverError):
+    """A language-model backend that failed: unreachable endpoint, HTTP error, malformed reply."""

@@ -1,0 +1,281 @@
+"""The agentic multi-hop loop: retrieve, select, refine, decide; stop when the evidence suffices.
+
+Each hop runs the same stages:
+
+1. **retrieve** the hop's query over the engine's indexes (``using``, default
+   ``hybrid``: RRF over every index), and add the documents the question (first
+   hop) and the best new hits *mention by title* (bridge entities, no model);
+2. **select**: order the whole pool so the most likely document chain comes first
+   (:meth:`Pool.ordered`), then let the reranker (``top(k=5)`` by default; any
+   :class:`~retriever.rerank.base.Reranker`) choose the evidence, knowing the
+   question, the hop and the evidence kept so far;
+3. **refine**: keep the useful sentences of each passage;
+4. **decide**: with a language model, answer or write the next search query; without
+   one, stop when the best pair is linked and covers the question, else expand the
+   query with the evidence's bridge titles and salient terms.
+
+The loop, never the model, owns the budgets: at most ``max_hops`` retrievals, one
+LM call per hop plus one final answer, ``max_tokens`` LM tokens and ``max_seconds``
+(retrieval time plus the LM time each call took when it ran) per question.
+
+Example:
+    >>> agent = Agent(Engine.open("work/hotpotqa"), load_generator("qwen2.5-coder-1.5b-instruct.gguf"))
+    >>> answer = agent.ask("Which country is the director of Kiss and Tell from?")
+    >>> answer.text, answer.citations, answer.trace.stop_reason
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from retriever.agent.evidence import Lexicon, Pool, refine
+from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_decision, reader_messages
+from retriever.agent.trace import Evidence, Hop, Trace
+from retriever.errors import SpecError
+from retriever.generate.base import Generation, Generator, Message
+from retriever.rerank.base import RerankContext, Reranker, load_reranker
+
+if TYPE_CHECKING:
+    from retriever.engine import Engine, Hit
+
+SUFFICIENT_COVERAGE = 0.6
+LINK_FROM = 3
+ANSWER_TOKENS = 32
+CHARS_PER_TOKEN = 3.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-question limits the loop enforces whatever the model or the documents say.
+
+    Attributes:
+        max_hops: retrieval rounds.
+        max_tokens: LM tokens, prompt and completion together.
+        max_seconds: retrieval time plus LM time.
+    """
+
+    max_hops: int = 2
+    max_tokens: int = 8192
+    max_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_hops < 1 or self.max_tokens < 0 or self.max_seconds <= 0:
+            raise SpecError(f"budget {self}: max_hops must be >= 1, max_tokens >= 0, max_seconds > 0")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A short answer, the ids of the documents it rests on, and the full trace."""
+
+    text: str
+    citations: list[str]
+    trace: Trace
+
+
+class Agent:
+    """The multi-hop loop over one engine.
+
+    Args:
+        engine: an open :class:`~retriever.engine.Engine`.
+        generator: a language model (see :func:`retriever.generate.load_generator`);
+            ``None`` runs the no-LLM mode.
+        using: which indexes to search (index name, ``hybrid`` or a fusion spec).
+        rerank: the evidence selector: a reranker or its spec.
+        candidates: hits retrieved per hop, and candidates the reranker sees.
+        passages: most passages passed to the reader.
+        budget: the per-question :class:`Budget`.
+        refine_sentences: pass only the useful sentences of each passage to the model.
+    """
+
+    def __init__(self, engine: "Engine", generator: Generator | None = None, using: str = "hybrid",
+                 rerank: str | Reranker = "top(k=5)", candidates: int = 30, passages: int = 5,
+                 budget: Budget = Budget(), refine_sentences: bool = True):
+        if candidates < 1 or passages < 1:
+            raise SpecError(f"candidates ({candidates}) and passages ({passages}) must be at least 1")
+        engine.resolve(using)
+        self.engine, self.generator, self.using = engine, generator, using
+        self.reranker = load_reranker(rerank)
+        self.candidates, self.passages, self.budget = candidates, passages, budget
+        self.refine_sentences = refine_sentences
+        self._lexicon: Lexicon | None = None
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """Title and term tables of the engine's corpus (built on first use)."""
+        if self._lexicon is None:
+            self._lexicon = Lexicon(self.engine.corpus)
+        return self._lexicon
+
+    def config(self) -> dict:
+        """The settings that define a run (stored in every trace)."""
+        return {"using": str(self.using), "rerank": str(self.reranker), "candidates": self.candidates,
+                "passages": self.passages, "max_hops": self.budget.max_hops, "max_tokens": self.budget.max_tokens,
+                "max_seconds": self.budget.max_seconds, "refine": self.refine_sentences}
+
+    def ask(self, question: str) -> Answer:
+        """Run the loop for ``question``; returns the answer, its citations and the trace."""
+        run = _Run(self, question)
+        return run.result()
+
+
+class _Run:
+    """One question's state while the loop runs."""
+
+    def __init__(self, agent: Agent, question: str):
+        self.agent, self.question = agent, question
+        self.pool = Pool(question, agent.lexicon)
+        self.trace = Trace(question, agent.config(), agent.generator.name if agent.generator else None)
+        self.kept: list["Hit"] = []
+        self.answer: str | None = None
+
+    def result(self) -> Answer:
+        query, source = self.question, "question"
+        for hop in range(self.agent.budget.max_hops):
+            record = self.retrieve(hop, query, source)
+            if hop and not record.retrieved_new:
+                self.stop(record.hop_record, "no_new_evidence")
+                break
+            if hop + 1 == self.agent.budget.max_hops:
+                self.stop(record.hop_record, "max_hops")
+                break
+            if self.over_time():
+                self.stop(record.hop_record, "time_budget")
+                break
+            next_query = self.decide(record.hop_record)
+            if next_query is None:
+                break
+            query, source = next_query
+        self.finish()
+        return Answer(self.trace.answer, self.trace.citations, self.trace)
+
+    def retrieve(self, hop: int, query: str, source: str) -> "_Retrieved":
+        agent, started = self.agent, time.perf_counter()
+        hits = agent.engine.batch_search([query], k=agent.candidates, using=agent.using)[0]
+        new = self.pool.add(hits, f"hop{hop}")
+        mentioned = set().union(*(self.pool.candidates[h.doc_id].mentions for h in hits[:LINK_FROM]))
+        if hop == 0:
+            mentioned |= self.pool.question_mentions
+        linked = self.pool.add(self._documents(sorted(mentioned - self.pool.candidates.keys())), "link", ranked=False)
+        ordered = self.pool.ordered()[:agent.candidates]
+        context = RerankContext(question=self.question, hop=hop, kept=tuple(self.kept))
+        self.kept = list(agent.reranker.rerank(query, ordered, context))[:agent.passages]
+        record = Hop(hop, query, source, retrieved=[h.doc_id for h in hits], linked=linked,
+                     kept=[h.doc_id for h in self.kept], seconds=round(time.perf_counter() - started, 4))
+        self.trace.hops.append(record)
+        self.trace.seconds += record.seconds
+        return _Retrieved(record, bool(new or linked))
+
+    def decide(self, record: Hop) -> tuple[str, str] | None:
+        """The next (query, source), or None when the loop stops here."""
+        if self.agent.generator is None:
+            pair = self.pool.chain()
+            if len(pair) == 2 and self.pool.linked(*pair) and self.pool.coverage(pair) >= SUFFICIENT_COVERAGE:
+                self.stop(record, "sufficient")
+                return None
+            record.decision = "search"
+            terms = [*self.pool.bridge_titles(self.kept), *self.pool.salient_terms(self.kept, 3)]
+            return " ".join([self.question, *terms]), "expansion"
+        queries = [hop.query for hop in self.trace.hops]
+        generation = self.call(record, decide_messages(self.question, self.passages(), queries[1:]))
+        if generation is None:
+            return None
+        decision = parse_decision(generation.text)
+        if decision.action == "answer":
+            self.answer = decision.text
+            self.stop(record, "answered", "answer")
+            return None
+        if decision.text.strip().lower() in {q.strip().lower() for q in queries}:
+            self.stop(record, "repeated_query")
+            return None
+        record.decision = "search"
+        return decision.text, "llm"
+
+    def call(self, record: Hop, messages: list[Message]) -> Generation | None:
+        """One LM call charged to ``record``; None (and the loop stops) when a budget forbids it."""
+        budget, trace = self.agent.budget, self.trace
+        estimate = sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN + ANSWER_TOKENS
+        if trace.tokens + estimate > budget.max_tokens:
+            self.stop(record, "token_budget")
+            return None
+        if self.over_time():
+            self.stop(record, "time_budget")
+            return None
+        generation = self.agent.generator.generate(messages, max_tokens=ANSWER_TOKENS, stop=STOP)
+        record.replies.append(generation.text)
+        record.prompt_tokens += generation.prompt_tokens
+        record.completion_tokens += generation.completion_tokens
+        record.seconds = round(record.seconds + generation.seconds, 4)
+        trace.lm_calls += 1
+        trace.prompt_tokens += generation.prompt_tokens
+        trace.completion_tokens += generation.completion_tokens
+        trace.seconds += generation.seconds
+        return generation
+
+    def finish(self) -> None:
+        """Write the evidence, the answer (a final reader call if none yet) and the citations."""
+        passages = self.passages()
+        self.trace.evidence = [Evidence(hit.doc_id, hit.title, self._hop_of(hit.doc_id), sentences)
+                               for hit, sentences in zip(self.kept, self._sentences())]
+        last = self.trace.hops[-1]
+        if self.answer is None and self.agent.generator is not None and self.trace.stop_reason not in (
+                "token_budget", "time_budget"):
+            generation = self.call(last, reader_messages(self.question, passages))
+            if generation is not None:
+                self.answer = clean_answer(generation.text)
+                last.decision = "answer"
+        if self.answer is None:
+            self.answer = self._extractive_answer()
+        self.trace.answer = self.answer
+        self.trace.citations = self._citations()
+        self.trace.seconds = round(self.trace.seconds, 4)
+
+    def stop(self, record: Hop, reason: str, decision: str = "stop") -> None:
+        record.decision = decision
+        self.trace.stop_reason = reason
+
+    def over_time(self) -> bool:
+        return self.trace.seconds >= self.agent.budget.max_seconds
+
+    def passages(self) -> list[tuple[str, str]]:
+        return [(hit.title, " ".join(sentences)) for hit, sentences in zip(self.kept, self._sentences())]
+
+    def _sentences(self) -> list[list[str]]:
+        if self.agent.refine_sentences:
+            return refine(self.pool, self.kept)
+        return [[hit.text] for hit in self.kept]
+
+    def _documents(self, doc_ids: Sequence[str]) -> list["Hit"]:
+        from retriever.engine import Hit
+
+        return [Hit(doc.doc_id, 0.0, doc.title, doc.text) for doc in self.agent.engine.corpus.get_many(doc_ids)]
+
+    def _hop_of(self, doc_id: str) -> int:
+        return next((hop.hop for hop in self.trace.hops if doc_id in hop.retrieved or doc_id in hop.linked), 0)
+
+    def _extractive_answer(self) -> str:
+        """No model: the evidence sentence that covers the question best."""
+        scored = [(self._sentence_coverage(s), s) for sentences in self._sentences() for s in sentences]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else ""
+
+    def _sentence_coverage(self, sentence: str) -> float:
+        from retriever.agent.evidence import words
+
+        found = set(words(sentence))
+        lexicon = self.pool.lexicon
+        return sum(lexicon.idf(w) for w in self.pool.question_words if w in found)
+
+    def _citations(self) -> list[str]:
+        """The evidence chain (the first two passages) and any passage that contains the answer."""
+        answer = (self.answer or "").lower()
+        cited = [hit.doc_id for hit in self.kept[:2]]
+        if answer and answer not in ("yes", "no"):
+            cited += [hit.doc_id for hit in self.kept if answer in (hit.title + " " + hit.text).lower()]
+        return list(dict.fromkeys(cited))
+
+
+@dataclass
+class _Retrieved:
+    hop_record: Hop
+    retrieved_new: bool

@@ -1,0 +1,209 @@
+"""Generative index: ids, trie-constrained decoding vs brute force, save/load, continual adds, resume, errors.
+
+Tiny decoders and short trainings keep this fast; the same code paths run with the
+real settings in ``retriever eval generative`` and ``retriever eval continual``.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from indexes.base import build_index, open_index
+from indexes.generative import train as train_module
+from indexes.generative.decode import beam_search, sequence_logprobs
+from indexes.generative.docids import DocTree, Vocabulary, check_unique
+from indexes.generative.model import DecoderConfig, IdDecoder
+from indexes.generative.train import Targets, TrainSettings, train_decoder
+from indexes.generative.trie import IdTrie
+from retriever.corpus import Corpus, document_from_record
+from retriever.engine import Engine
+from retriever.errors import InputError, SpecError
+
+TINY = ("generative(branching=3,leaf_size=6,d_model=32,heads=2,ff_dim=64,layers=1,memory_slots=2,"
+        "spans=1,pseudo_queries=2,max_seq_length=64,epochs=4,batch_size=32,add_epochs=2,lr=0.003)")
+QUERIES = ["statins and breast cancer", "vitamin D bone density", "red meat and colon cancer risk"]
+
+
+def clustered_vectors(n=300, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(7, dim))
+    return (centers[rng.integers(7, size=n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def tiny_model(vocab, depth, seed=0):
+    torch.manual_seed(seed)
+    return IdDecoder(DecoderConfig(input_dim=16, vocab_size=vocab, max_depth=depth, d_model=16, heads=2,
+                                   ff_dim=32, layers=1, memory_slots=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    previous = os.environ.get("RETRIEVER_CHECKPOINTS")
+    os.environ["RETRIEVER_CHECKPOINTS"] = str(tmp_path_factory.mktemp("checkpoints"))
+    yield
+    if previous is None:
+        del os.environ["RETRIEVER_CHECKPOINTS"]
+    else:
+        os.environ["RETRIEVER_CHECKPOINTS"] = previous
+
+
+@pytest.fixture(scope="module")
+def slice_docs(nfcorpus_slice):
+    corpus = [document_from_record(__import__("json").loads(line))
+              for line in open(nfcorpus_slice / "corpus.jsonl", encoding="utf-8")]
+    return corpus[:48]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, slice_docs, checkpoints):
+    """BM25 and a tiny generative index over 40 real NFCorpus documents (real MiniLM encoder); built once."""
+    return Engine.build(tmp_path_factory.mktemp("gen") / "engine", slice_docs[:40], indexes=["bm25", TINY])
+
+
+def test_semantic_ids_unique_stable_and_bounded():
+    vectors = clustered_vectors()
+    first = DocTree.build(vectors, branching=4, leaf_size=10, seed=7)
+    again = DocTree.build(vectors, branching=4, leaf_size=10, seed=7)
+    assert first.paths == again.paths and len(set(first.paths)) == len(vectors)
+    leaves: dict = {}
+    for path in first.paths:
+        leaves.setdefault(path[:-1], []).append(path[-1])
+    assert all(sorted(slots) == list(range(len(slots))) and len(slots) <= 10 for slots in leaves.values())
+    assert max(map(len, first.paths)) >= 3  # 300 documents under leaves of 10 need a deep tree
+    IdTrie(Vocabulary.for_paths(first.paths).encode(first.paths), 10_000)  # prefix-free
+    same = DocTree.build(np.ones((25, 4), np.float32), branching=3, leaf_size=4, seed=0)
+    assert len(set(same.paths)) == 25  # identical vectors still get distinct ids
+    assert DocTree.atomic(5).paths == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def test_place_keeps_old_ids_and_gives_unique_new_ones():
+    vectors = clustered_vectors()
+    tree = DocTree.build(vectors[:250], branching=4, leaf_size=10, seed=0)
+    old = list(tree.paths)
+    new = tree.place(vectors[250:])
+    assert tree.paths[:250] == old and len(set(tree.paths)) == 300 and len(new) == 50
+    assert all(path[:-1] in {p[:-1] for p in old} for path in new)  # placed into existing leaves
+
+
+@pytest.mark.parametrize("kind", ["semantic", "atomic"])
+def test_beam_search_valid_and_exact_against_brute_force(kind):
+    vectors = clustered_vectors(n=60)
+    tree = DocTree.build(vectors, 3, 5, seed=1) if kind == "semantic" else DocTree.atomic(60)
+    vocab = Vocabulary.for_paths(tree.paths)
+    sequences = vocab.encode(tree.paths)
+    trie = IdTrie(sequences, len(vocab))
+    model = tiny_model(len(vocab), trie.max_depth)
+    targets = Targets.for_sequences(sequences, trie)
+    queries = torch.from_numpy(clustered_vectors(n=5, seed=3))
+    with torch.no_grad():
+        brute = torch.stack([sequence_logprobs(model, model.memory(q[None]).expand(60, -1, -1), targets.tokens,
+                                               targets.nodes, targets.lengths, trie) for q in queries])
+    assert torch.allclose(brute.exp().sum(dim=1), torch.ones(5), atol=1e-4)  # a distribution over valid ids
+    exhaustive = beam_search(model, queries, trie, k=60, beam=60)
+    narrow = beam_search(model, queries, trie, k=10, beam=3)
+    as_wide_as_k = beam_search(model, queries, trie, k=10, beam=10)
+    for q in range(5):
+        rows = [r for r, _ in exhaustive[q]]
+        assert sorted(rows) == list(range(60))
+        assert rows[0] == int(brute[q].argmax())
+        assert [s for _, s in exhaustive[q]] == pytest.approx(sorted(brute[q].tolist(), reverse=True), abs=1e-4)
+        assert all(0 <= r < 60 and s == pytest.approx(float(brute[q, r]), abs=1e-4) for r, s in narrow[q])
+        assert 3 <= len({r for r, _ in narrow[q]}) == len(narrow[q]) <= 10  # each kept prefix completes
+        assert len({r for r, _ in as_wide_as_k[q]}) == 10 and as_wide_as_k[q][0][0] == rows[0]
+
+
+def test_trie_rejects_duplicate_and_prefix_ids():
+    with pytest.raises(InputError, match="not unique"):
+        IdTrie([(0, 1), (0, 1)], 4)
+    with pytest.raises(InputError, match="not unique"):
+        IdTrie([(0, 1), (0,)], 4)
+    with pytest.raises(InputError, match="extends"):
+        IdTrie([(0,), (0, 1)], 4)
+
+
+def test_training_resumes_to_identical_weights(tmp_path, monkeypatch):
+    vectors = torch.from_numpy(clustered_vectors(n=80))
+    tree = DocTree.build(vectors.numpy()[:40], 3, 5, seed=0)
+    vocab = Vocabulary.for_paths(tree.paths)
+    trie = IdTrie(vocab.encode(tree.paths), len(vocab))
+    targets = Targets.for_sequences(vocab.encode(tree.paths), trie)
+    text_of, row_of = np.arange(80), np.arange(80) % 40
+    settings = TrainSettings(epochs=3, batch_size=16, lr=3e-3, seed=5)
+
+    def trained(checkpoint):
+        model = tiny_model(len(vocab), trie.max_depth)
+        history = train_decoder(model, vectors, text_of, row_of, targets, trie, settings, checkpoint)
+        return model, history
+
+    reference, full_history = trained(None)
+    real_save = train_module._save_checkpoint
+
+    def crash_after_first_epoch(directory, model, optimizer, history, epochs_done):
+        real_save(directory, model, optimizer, history, epochs_done)
+        if epochs_done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        trained(tmp_path / "ckpt")
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    resumed, history = trained(tmp_path / "ckpt")
+    for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in full_history])
+    assert full_history[-1]["loss"] < full_history[0]["loss"]
+
+
+def test_index_search_round_trip_and_files(engine):
+    index = engine.indexes["generative"]
+    rankings = index.search(QUERIES, k=15)
+    ids = set(engine.corpus.ids)
+    for ranking in rankings:
+        assert len(ranking) == 15 and len({d for d, _ in ranking}) == 15 and {d for d, _ in ranking} <= ids
+        scores = [s for _, s in ranking]
+        assert scores == sorted(scores, reverse=True) and scores[0] <= 0.0
+    brute = index.id_logprobs(QUERIES)
+    assert [r[0][0] for r in rankings] == [index.doc_ids[int(i)] for i in brute.argmax(axis=1)]
+    reopened = open_index(index.directory)
+    assert reopened.search(QUERIES, k=15) == rankings
+    names = {p.name for p in index.directory.iterdir()}
+    assert {"model.safetensors", "model.json", "ids.arrow", "loss.png", "training.json", "manifest.json"} <= names
+    assert not any(name.endswith(".pkl") or name.endswith(".pt") for name in names)
+    assert engine.search("statins", k=3, using="generative")[0].doc_id in ids
+    fused = engine.rankings(QUERIES, k=40, using="rrf(bm25,generative)")
+    assert all(len(r) == 40 and {d for d, _ in r} == ids for r in fused)  # generative reaches every document
+
+
+def test_add_keeps_old_ids_and_indexes_new_documents(engine, slice_docs):
+    before = engine.indexes["generative"]
+    old_paths = {doc_id: before.id_of(doc_id) for doc_id in before.doc_ids}
+    added = engine.add(slice_docs[40:48])
+    after = engine.indexes["generative"]
+    assert added == 8 and after.doc_count == 48 and after.doc_ids[:40] == before.doc_ids
+    assert all(after.id_of(doc_id) == path for doc_id, path in old_paths.items())
+    assert len({after.id_of(d) for d in after.doc_ids}) == 48
+    ranking = after.search([slice_docs[45].title], k=48)[0]
+    assert {d for d, _ in ranking} == set(after.doc_ids)  # every old and new id is reachable
+    runs = __import__("json").loads((after.directory / "training.json").read_text())["runs"]
+    assert [r["task"] for r in runs] == ["build", "add"] and runs[1]["examples"]["pseudo"] > 0
+    with pytest.raises(InputError, match="already indexed"):
+        after.write_extended(after.directory.parent / "never", [slice_docs[0]])
+
+
+def test_bad_input_and_settings(tmp_path, slice_docs, checkpoints):
+    with pytest.raises(InputError, match="empty corpus"):
+        DocTree.build(np.zeros((0, 8), np.float32), 4, 10, seed=0)
+    with pytest.raises(InputError, match="duplicate document id 'a'"):
+        check_unique(["a", "b", "a"])
+    corpus = Corpus.create(tmp_path / "corpus", slice_docs[:5])
+    with pytest.raises(SpecError, match="unknown generative setting"):
+        build_index("generative", corpus, tmp_path / "x", {"colour": "red"})
+    with pytest.raises(SpecError, match="ids="):
+        build_index("generative", corpus, tmp_path / "y", {"ids": "random"})
+    with pytest.raises(SpecError, match="refusing to train on a test split"):
+        build_index("generative", corpus, tmp_path / "z", {"queries": "nfcorpus:test"})
+    with pytest.raises(InputError, match="empty"):
+        Engine.build(tmp_path / "empty", [], indexes=[TINY])
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
