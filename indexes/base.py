@@ -29,6 +29,7 @@ Ranking = list[tuple[str, float]]
 KINDS: dict[str, tuple[str, str, str]] = {
     "bm25": ("indexes.bm25", "BM25Index", "retriever"),
     "dense": ("indexes.dense", "DenseIndex", "retriever"),
+    "sparse": ("indexes.sparse", "SparseIndex", "retriever"),
     "generative": ("indexes.generative", "GenerativeIndex", "retriever"),
 }
 

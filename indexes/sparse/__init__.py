@@ -1,0 +1,6 @@
+"""Inference-free learned sparse retrieval: a masked-LM document encoder, IDF-weighted queries,
+a Lucene impact index (exact) or Seismic (approximate), and training of the encoder."""
+
+from indexes.sparse.index import SparseIndex
+
+__all__ = ["SparseIndex"]

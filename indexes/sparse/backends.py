@@ -1,0 +1,191 @@
+"""Where sparse document vectors are searched: a Lucene impact index (exact) or Seismic (approximate).
+
+Both answer the same call, ``search(queries, k)`` with queries given as
+``(term ids, float weights)``, and return ``(doc_id, score)`` lists whose scores
+approximate the float dot product ``sum_t q(t) * w_d(t)``.
+
+- **Lucene** (Anserini ``JsonVectorCollection --impact --pretokenized``): document
+  weights are stored as integer impacts ``round(w * scale)`` (``scale`` = 100 by
+  default, so 0.01 is the resolution and weights below 0.005 are dropped); query
+  weights are sent as ``round(q * QUERY_SCALE)``. Lucene's score is an exact
+  integer dot product, divided back by ``scale * QUERY_SCALE``. Terms are the
+  vocabulary ids written as decimal strings.
+- **Seismic** (``pyseismic-lsr``): float weights, clustered and summarized
+  posting lists; search knobs ``query_cut`` (query terms used, heaviest first) and
+  ``heap_factor`` trade recall for speed. Stored in Seismic's own binary format
+  and rebuilt from the float vectors when documents are added.
+- **Exact**: brute-force dot products over the stored float vectors (SciPy), the
+  reference both are checked against.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from indexes.base import Ranking
+from indexes.bm25 import index_documents
+from indexes.jvm import java_class, java_list, java_path
+from indexes.sparse.vectors import SparseVectors, quantize, top_k_dot
+from retriever.errors import SpecError
+from retriever.storage import link_tree
+
+Query = tuple[np.ndarray, np.ndarray]
+QUERY_SCALE = 100
+LUCENE_DIR = "lucene"
+SEISMIC_STEM = "seismic"
+SEISMIC_BUILD = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4, "doc_cut": 15}
+SEISMIC_SEARCH = {"query_cut": 20, "heap_factor": 0.9}
+
+
+class ExactBackend:
+    """Brute-force scoring over the float vectors (the ground truth)."""
+
+    def __init__(self, vectors: SparseVectors):
+        self.vectors, self._matrix = vectors, vectors.matrix().tocsc()
+
+    def search(self, queries: Sequence[Query], k: int, **knobs: Any) -> list[Ranking]:
+        _reject(knobs, ())
+        out = []
+        for terms, weights in queries:
+            rows, scores = top_k_dot(self._matrix, terms, weights, k)
+            out.append([(self.vectors.ids[r], float(s)) for r, s in zip(rows, scores)])
+        return out
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class LuceneBackend:
+    """A Lucene impact index searched through Anserini's ``SimpleImpactSearcher``."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any]):
+        self.scale = float(settings["scale"]) * QUERY_SCALE
+        self._searcher = java_class("io.anserini.search.SimpleImpactSearcher")(java_path(directory / LUCENE_DIR))
+
+    @staticmethod
+    def build(directory: Path, vectors: SparseVectors, settings: dict[str, Any], append: bool = False) -> None:
+        """Index ``vectors`` into ``directory/lucene`` (appending to the segments already there)."""
+        index_documents(directory / LUCENE_DIR, _impact_rows(vectors, float(settings["scale"])),
+                        directory / "_input", append=append,
+                        extra_args=["-collection", "JsonVectorCollection", "-impact", "-pretokenized"])
+
+    @classmethod
+    def extend(cls, old: Path, new: Path, vectors: SparseVectors, added: SparseVectors, settings: dict) -> None:
+        link_tree(old / LUCENE_DIR, new / LUCENE_DIR, exclude=("write.lock",))
+        cls.build(new, added, settings, append=True)
+
+    def search(self, queries: Sequence[Query], k: int, threads: int | None = None, **knobs: Any) -> list[Ranking]:
+        _reject(knobs, ("threads",))
+        maps = [self._query_map(q) for q in queries]
+        if len(maps) == 1:
+            return [self._ranking(self._searcher.search(maps[0], k))]
+        qids = [str(i) for i in range(len(maps))]
+        found = self._searcher.batch_search(java_list(maps), java_list(qids), k, threads or os.cpu_count() or 1)
+        return [self._ranking(found.get(qid)) for qid in qids]
+
+    def _query_map(self, query: Query):
+        out = java_class("java.util.HashMap")()
+        terms, weights = query
+        for term, weight in zip(terms.tolist(), quantize(weights, QUERY_SCALE).tolist()):
+            if weight > 0:
+                out.put(str(term), weight)
+        return out
+
+    def _ranking(self, hits) -> Ranking:
+        return [(h.docid, float(h.score) / self.scale) for h in (hits or [])]
+
+    def close(self) -> None:
+        self._searcher.close()
+
+
+class SeismicBackend:
+    """A Seismic index (approximate, float weights)."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any]):
+        import seismic
+
+        self._seismic = seismic
+        with _quiet_stdout():
+            self._index = seismic.SeismicIndex.load(str(directory / f"{SEISMIC_STEM}.index.seismic"))
+
+    @staticmethod
+    def build(directory: Path, vectors: SparseVectors, settings: dict[str, Any]) -> None:
+        """Build the Seismic index of ``vectors`` and save it in ``directory``."""
+        import seismic
+
+        dataset = seismic.SeismicDataset(dim=vectors.dim)
+        dataset.add_documents_by_id(vectors.ids, vectors.terms.astype(np.int64), vectors.weights,
+                                    vectors.indptr.astype(np.int64))
+        with _quiet_stdout():
+            index = seismic.SeismicIndex.build_from_dataset(
+                dataset, n_postings=int(settings["n_postings"]), centroid_fraction=float(settings["centroid_fraction"]),
+                summary_energy=float(settings["summary_energy"]), doc_cut=int(settings["doc_cut"]), num_threads=1)
+            index.save(str(directory / SEISMIC_STEM))
+
+    @classmethod
+    def extend(cls, old: Path, new: Path, vectors: SparseVectors, added: SparseVectors, settings: dict) -> None:
+        cls.build(new, vectors, settings)
+
+    def search(self, queries: Sequence[Query], k: int, query_cut: int | None = None,
+               heap_factor: float | None = None, **knobs: Any) -> list[Ranking]:
+        _reject(knobs, ("query_cut", "heap_factor"))
+        cut = int(query_cut or SEISMIC_SEARCH["query_cut"])
+        heap = float(heap_factor or SEISMIC_SEARCH["heap_factor"])
+        string = self._seismic.get_seismic_string()
+        out = []
+        for terms, weights in queries:
+            if len(terms) == 0:
+                out.append([])
+                continue
+            hits = self._index.search("q", np.array([str(t) for t in terms.tolist()], dtype=string),
+                                      np.asarray(weights, dtype=np.float32), k, cut, heap)
+            out.append([(doc_id, float(score)) for _, score, doc_id in hits])
+        return out
+
+    def close(self) -> None:
+        self._index = None
+
+
+BACKENDS = {"lucene": LuceneBackend, "seismic": SeismicBackend}
+
+
+def backend_class(name: str):
+    """The backend class for a ``backend=`` setting."""
+    if name not in BACKENDS:
+        raise SpecError(f"unknown sparse backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def _impact_rows(vectors: SparseVectors, scale: float):
+    for i, doc_id in enumerate(vectors.ids):
+        terms, weights = vectors.row(i)
+        impacts = quantize(weights, scale)
+        keep = impacts > 0
+        yield {"id": doc_id, "contents": "", "vector": dict(zip(map(str, terms[keep].tolist()),
+                                                                 impacts[keep].tolist()))}
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence what the Rust library prints on the process's stdout (build progress)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _reject(knobs: dict, known: tuple[str, ...]) -> None:
+    if knobs:
+        raise SpecError(f"unknown sparse search knob(s): {', '.join(sorted(knobs))}; "
+                        f"known here: {', '.join(known + ('exact',))}")

@@ -1,0 +1,214 @@
+"""The document encoder: any Hugging Face masked LM, SPLADE max pooling, used at index time only.
+
+A document vector is ``w(t) = max over tokens i of log(1 + relu(logit_i(t)))`` over the
+document's tokens (special tokens and padding excluded), optionally pruned to its
+``top_k`` largest weights and/or the weights ``>= threshold``. Because
+``log(1 + relu(.))`` is monotonic, the max is taken over the raw logits first and
+the activation applied once per vocabulary entry, which avoids a pass over the
+``tokens x vocabulary`` tensor.
+
+The MLM head's last linear layer (``model.get_output_embeddings()``) is applied by
+this module to the packed non-special tokens only, so padding costs nothing.
+
+Example:
+    >>> encoder = DocEncoder.load("../shared/models/splade-tiny-msmarco", max_length=256)
+    >>> vectors = encoder.encode_document(["Statins and breast cancer.", "Vitamin D."])
+    >>> encoder.decode(vectors.row(0))[:5]
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from indexes.sparse.queries import VocabularyMismatchError, vocabulary_checksum
+from indexes.sparse.vectors import SparseVectors
+from retriever.errors import InputError, MissingResourceError
+from retriever.models import resolve_model
+from retriever.progress import progress
+
+DEFAULT_MODEL = "../shared/models/splade-tiny-msmarco"
+_TOKENS_PER_CHUNK = 4096
+
+
+def resolve_sparse_model(name: str) -> str:
+    """A loadable directory for ``name``; the default is also looked for next to this checkout."""
+    if name == DEFAULT_MODEL and not Path(name).exists():
+        beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "models" / Path(name).name
+        if beside_checkout.is_dir():
+            return resolve_model(str(beside_checkout))
+    return resolve_model(name)
+
+
+class DocEncoder:
+    """A masked LM that turns documents into vocabulary-sized sparse vectors.
+
+    Args:
+        model: a ``*ForMaskedLM`` model whose output embeddings are a linear layer.
+        tokenizer: its (fast) tokenizer.
+        max_length: tokens read per document (special tokens included).
+        top_k: keep at most this many terms per document (0: all).
+        threshold: drop weights below this value (0: none).
+    """
+
+    def __init__(self, model, tokenizer, max_length: int = 256, top_k: int = 0, threshold: float = 0.0):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length, self.top_k, self.threshold = int(max_length), int(top_k), float(threshold)
+        head = model.get_output_embeddings()
+        if not isinstance(head, torch.nn.Linear):
+            raise MissingResourceError(f"{type(model).__name__}: the MLM head's output layer is not a linear layer; "
+                                       "only masked LMs with a linear vocabulary projection are supported")
+        if head.out_features != len(tokenizer):
+            raise VocabularyMismatchError(f"the model predicts {head.out_features} terms but its tokenizer has "
+                                          f"{len(tokenizer)} tokens")
+        self.vocab_size = head.out_features
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_MODEL, **settings) -> "DocEncoder":
+        """Load a masked LM and its tokenizer from a local directory (see :func:`resolve_sparse_model`)."""
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        path = resolve_sparse_model(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+            model = AutoModelForMaskedLM.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise MissingResourceError(f"cannot load a masked LM and its tokenizer from {path}: {e}") from None
+        if not tokenizer.is_fast:
+            raise MissingResourceError(f"{path}: a fast (tokenizers) tokenizer is needed")
+        return cls(model.eval(), tokenizer, **settings)
+
+    @property
+    def vocabulary_checksum(self) -> str:
+        return vocabulary_checksum(self.tokenizer.backend_tokenizer)
+
+    @property
+    def special_ids(self) -> list[int]:
+        return sorted(set(self.tokenizer.all_special_ids))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Padded input ids, attention mask and the mask of tokens that are pooled."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt", return_special_tokens_mask=True)
+        keep = batch["attention_mask"].bool() & ~batch.pop("special_tokens_mask").bool()
+        return {**batch, "keep": keep}
+
+    def encode_document(self, texts: Sequence[str], ids: Sequence[str] | None = None,
+                        batch_size: int = 32) -> SparseVectors:
+        """Encode documents (title + text strings) into sparse vectors, in input order.
+
+        Documents are sorted by length and batched so that little padding is computed.
+
+        Raises:
+            InputError: a document with no text (naming it).
+        """
+        ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
+        for doc_id, text in zip(ids, texts):
+            if not text or not text.strip():
+                raise InputError(f"document {doc_id!r} has no text to encode")
+        lengths = [len(e) for e in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        rows: list[tuple[np.ndarray, np.ndarray]] = [None] * len(texts)  # type: ignore[list-item]
+        with torch.inference_mode(), progress(total=len(texts), desc="encoding documents", unit="doc") as bar:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                weights = self.weights(self.tokenize([texts[i] for i in chunk]))
+                for i, row in zip(chunk, self.prune(weights)):
+                    rows[i] = row
+                bar.update(len(chunk))
+        return SparseVectors.from_rows(ids, rows, self.vocab_size)
+
+    def weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``batch_size x vocabulary`` SPLADE weights (differentiable when grad is enabled)."""
+        maxima, _ = self.max_logits(self.features(batch), batch["keep"])
+        return torch.log1p(torch.relu(maxima))
+
+    def training_weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The same weights as :meth:`weights`, differentiable, computed only where they are non-zero.
+
+        The max over tokens passes its gradient to one token per (document, term), and
+        ``relu`` none where the max is <= 0; so the logits of those winning tokens alone
+        are recomputed with gradient, instead of back-propagating through the
+        ``tokens x vocabulary`` tensor.
+        """
+        features = self.features(batch)
+        with torch.no_grad():
+            maxima, argmax = self.max_logits(features.detach(), batch["keep"], with_positions=True)
+        docs, terms = (maxima > 0).nonzero(as_tuple=True)
+        head = self.model.get_output_embeddings()
+        logits = (features[docs, argmax[docs, terms]] * head.weight[terms]).sum(-1) + head.bias[terms]
+        return features.new_zeros(maxima.shape).index_put((docs, terms), torch.log1p(torch.relu(logits)))
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Hidden states entering the MLM head's output layer, ``batch x tokens x hidden``."""
+        inputs = {k: v for k, v in batch.items() if k != "keep"}
+        with _identity_output_layer(self.model):
+            return self.model(**inputs).logits
+
+    def max_logits(self, features: torch.Tensor, keep: torch.Tensor,
+                   with_positions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per document and vocabulary entry, the max logit over kept tokens (and, if asked, its position).
+
+        Documents with no kept token get ``-inf`` (weight 0 after the activation).
+        """
+        head = self.model.get_output_embeddings()
+        counts = keep.sum(1).tolist()
+        packed, positions = features[keep], keep.nonzero()[:, 1]
+        maxima = features.new_full((len(counts), self.vocab_size), float("-inf"))
+        argmax = torch.zeros((len(counts), self.vocab_size), dtype=torch.long) if with_positions else None
+        start = 0
+        for first, last in _chunks(counts, _TOKENS_PER_CHUNK):
+            end = start + sum(counts[first:last])
+            logits = torch.nn.functional.linear(packed[start:end], head.weight, head.bias)
+            offset = 0
+            for doc in range(first, last):
+                rows = logits[offset:offset + counts[doc]]
+                if counts[doc] and argmax is not None:
+                    maxima[doc], where = rows.max(0)
+                    argmax[doc] = positions[start + offset + where]
+                elif counts[doc]:
+                    maxima[doc] = rows.amax(0)
+                offset += counts[doc]
+            start = end
+        return maxima, argmax
+
+    def prune(self, weights: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each row's non-zero ``(terms, weights)`` after threshold and top-k pruning."""
+        for row in weights.detach().float().numpy():
+            terms = np.flatnonzero((row > 0) & (row >= self.threshold))
+            if self.top_k and len(terms) > self.top_k:
+                terms = np.sort(terms[np.argsort(-row[terms], kind="stable")[:self.top_k]])
+            yield terms.astype(np.int32), row[terms].astype(np.float32)
+
+    def decode(self, row: tuple[np.ndarray, np.ndarray], top: int = 20) -> list[tuple[str, float]]:
+        """The ``top`` heaviest ``(token, weight)`` pairs of one vector, heaviest first."""
+        terms, weights = row
+        order = np.argsort(-weights)[:top]
+        return [(self.tokenizer.convert_ids_to_tokens(int(terms[i])), float(weights[i])) for i in order]
+
+
+def _chunks(counts: list[int], budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive document ranges whose token counts sum to about ``budget`` (at least one document)."""
+    first, total = 0, 0
+    for doc, count in enumerate(counts):
+        if doc > first and total + count > budget:
+            yield first, doc
+            first, total = doc, 0
+        total += count
+    if first < len(counts):
+        yield first, len(counts)
+
+
+@contextmanager
+def _identity_output_layer(model) -> Iterator[None]:
+    """Make the MLM head's output layer return its input, so ``model(...).logits`` are its features."""
+    head = model.get_output_embeddings()
+    head.forward = lambda hidden: hidden
+    try:
+        yield
+    finally:
+        del head.forward

@@ -1,0 +1,160 @@
+"""The inference-free learned sparse index: documents encoded once, queries only tokenized.
+
+Files of an index directory (no pickle)::
+
+    manifest.json        kind, settings, document count, corpus checksum, build time
+    vectors.arrow        the float document vectors (CSR; see indexes.sparse.vectors)
+    tokenizer.json       the encoder's tokenizer      df.arrow / terms.json   the IDF table
+    lucene/              the Lucene impact index      (backend=lucene, the default)
+    seismic.index.seismic  the Seismic index          (backend=seismic)
+
+Settings (persisted): ``model`` (a masked-LM directory; default
+``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
+every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
+(Lucene impact quantization, 100), and for Seismic ``n_postings``,
+``centroid_fraction``, ``summary_energy``, ``doc_cut``. Search knobs: ``threads``
+(Lucene batches), ``query_cut`` and ``heap_factor`` (Seismic), ``exact=True``
+(brute force over the float vectors).
+
+Example:
+    >>> engine = Engine.build("work/nf", "nfcorpus/corpus.jsonl", indexes=["bm25", "sparse"])
+    >>> engine.search("statins and breast cancer", using="sparse", k=5)
+    >>> engine.build_indexes(["fast=sparse(backend=seismic)"])
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from tokenizers import Tokenizer
+
+from indexes.base import Index, Ranking
+from indexes.sparse.backends import SEISMIC_BUILD, ExactBackend, Query, backend_class
+from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
+from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
+from indexes.sparse.vectors import SparseVectors
+from retriever.corpus import Corpus, Document
+from retriever.errors import SpecError
+
+VECTORS_FILE = "vectors.arrow"
+ENCODE_CHUNK = 4096
+DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "max_length": 256, "top_k": 0, "threshold": 0.0,
+                            "backend": "lucene", "scale": 100.0}
+_TYPES = {"max_length": int, "top_k": int, "threshold": float, "scale": float, "n_postings": int,
+          "centroid_fraction": float, "summary_energy": float, "doc_cut": int}
+
+
+class SparseIndex(Index):
+    """Inference-free learned sparse retrieval over a Lucene impact index or Seismic."""
+
+    kind = "sparse"
+
+    def __init__(self, directory: Path, manifest: dict):
+        super().__init__(directory, manifest)
+        self.queries = QueryEncoder.read(self.directory)
+        if self.queries.vocab_size != int(self.settings["vocab_size"]):
+            raise VocabularyMismatchError(f"{self.directory}: the IDF table covers {self.queries.vocab_size} terms "
+                                          f"but the vectors {self.settings['vocab_size']}")
+        self._backend = backend_class(self.settings["backend"])(self.directory, self.settings)
+        self._exact: ExactBackend | None = None
+
+    @classmethod
+    def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        persisted = parse_settings(settings)
+        encoder = load_encoder(persisted)
+        started = time.perf_counter()
+        vectors = encode_corpus(encoder, corpus.iter_batches(ENCODE_CHUNK))
+        seconds = time.perf_counter() - started
+        queries = QueryEncoder.count(_copy(encoder.tokenizer.backend_tokenizer),
+                                     (d.contents for d in corpus), encoder.special_ids)
+        persisted.update(vocab_size=encoder.vocab_size, vocab_sha256=encoder.vocabulary_checksum,
+                         encode_docs_per_s=round(len(vectors) / seconds, 2))
+        _write_all(directory, vectors, queries, persisted)
+        backend_class(persisted["backend"]).build(directory, vectors, persisted)
+        return persisted
+
+    def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
+        encoder = load_encoder(self.settings)
+        if encoder.vocabulary_checksum != self.settings["vocab_sha256"]:
+            raise VocabularyMismatchError(
+                f"the model at {self.settings['model']!r} does not have the vocabulary {self.directory} was built "
+                "with; rebuild the index (retriever index build --overwrite) to use it")
+        added = encode_corpus(encoder, [list(docs)])
+        vectors = self.vectors.concat(added)
+        persisted = dict(self.settings)
+        _write_all(directory, vectors, self.queries.extended(d.contents for d in docs), persisted)
+        backend_class(persisted["backend"]).extend(self.directory, directory, vectors, added, persisted)
+        return persisted
+
+    @property
+    def vectors(self) -> SparseVectors:
+        """The float document vectors, read on first use."""
+        return self._exact_backend().vectors
+
+    def _exact_backend(self) -> ExactBackend:
+        if self._exact is None:
+            self._exact = ExactBackend(SparseVectors.read(self.directory / VECTORS_FILE, self.queries.vocab_size))
+        return self._exact
+
+    def encode_queries(self, queries: Sequence[str]) -> list[Query]:
+        """``(term ids, IDF weights)`` for each query: tokenizer and IDF table only, no model."""
+        return [self.queries.encode_query(q) for q in queries]
+
+    def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, **knobs: Any) -> list[Ranking]:
+        backend = self._exact_backend() if exact else self._backend
+        return backend.search(self.encode_queries(queries), k, **knobs)
+
+    def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, float]:
+        """Figures ``retriever bench`` reports next to speed: recall@k of the backend against
+        brute force over the float vectors, encoding throughput, non-zeros per document."""
+        found, exact = self.search(queries, k), self.search(queries, k, exact=True)
+        recall = [len({d for d, _ in f} & {d for d, _ in e}) / len(e) for f, e in zip(found, exact) if e]
+        return {f"recall@{k} vs exact": round(sum(recall) / max(len(recall), 1), 4),
+                "encode docs/s": self.settings.get("encode_docs_per_s"), "non-zeros/doc": self.settings.get("avg_nnz")}
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Validate spec settings and fill in defaults (the backend's own ones included)."""
+    known = set(DEFAULTS) | set(SEISMIC_BUILD)
+    unknown = set(settings) - known
+    if unknown:
+        raise SpecError(f"unknown sparse setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    out = {**DEFAULTS, **({**SEISMIC_BUILD} if settings.get("backend") == "seismic" else {}), **settings}
+    backend_class(out["backend"])
+    try:
+        out = {key: _TYPES[key](value) if key in _TYPES else value for key, value in out.items()}
+    except ValueError as e:
+        raise SpecError(f"bad sparse setting value: {e}") from None
+    if out["max_length"] < 3 or out["top_k"] < 0 or out["scale"] <= 0:
+        raise SpecError("sparse settings need max_length >= 3, top_k >= 0 and scale > 0")
+    return out
+
+
+def load_encoder(settings: dict[str, Any]) -> DocEncoder:
+    """The document encoder the settings name (used at build and add time only)."""
+    return DocEncoder.load(settings["model"], max_length=settings["max_length"], top_k=settings["top_k"],
+                           threshold=settings["threshold"])
+
+
+def encode_corpus(encoder: DocEncoder, batches) -> SparseVectors:
+    """Encode batches of documents (title + text) into one set of vectors."""
+    parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch]) for batch in batches]
+    vectors = parts[0]
+    for part in parts[1:]:
+        vectors = vectors.concat(part)
+    return vectors
+
+
+def _write_all(directory: Path, vectors: SparseVectors, queries: QueryEncoder, settings: dict[str, Any]) -> None:
+    vectors.write(directory / VECTORS_FILE)
+    queries.write(directory)
+    settings["avg_nnz"] = round(float(vectors.nnz_per_doc.mean()), 2) if len(vectors) else 0.0
+
+
+def _copy(tokenizer: Tokenizer) -> Tokenizer:
+    return Tokenizer.from_str(tokenizer.to_str())

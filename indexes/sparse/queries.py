@@ -1,0 +1,144 @@
+"""Inference-free queries: the encoder's tokenizer plus an IDF table over the indexed corpus.
+
+A query is never run through a neural model. It is tokenized with the document
+encoder's tokenizer (a ``tokenizers`` file stored in the index directory), special
+tokens are dropped, and each distinct token is weighted by its IDF in the corpus::
+
+    idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+
+where ``N`` is the number of indexed documents and ``df(t)`` the number of them
+whose tokenized title + text contains ``t`` (the whole text, not only the part the
+encoder reads). The score of a document is ``sum_t idf(t) * w_d(t)``.
+
+Files (in the index directory)::
+
+    tokenizer.json   the tokenizer (Hugging Face ``tokenizers`` format)
+    df.arrow         term id, token, document frequency and IDF of every vocabulary entry
+    terms.json       document count, vocabulary size and checksum, special token ids
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+from tokenizers import Tokenizer
+
+from retriever.errors import IndexFormatError
+from retriever.storage import read_json
+
+TOKENIZER_FILE = "tokenizer.json"
+DF_FILE = "df.arrow"
+META_FILE = "terms.json"
+_CHUNK = 2048
+
+
+class VocabularyMismatchError(IndexFormatError):
+    """An index, a tokenizer and a model that do not share one vocabulary."""
+
+
+def vocabulary_checksum(tokenizer: Tokenizer) -> str:
+    """sha256 over the tokenizer's ``token -> id`` map (added tokens included)."""
+    vocab = sorted(tokenizer.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
+
+
+def plain_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
+    """``tokenizer`` without truncation or padding (queries and DF counts use every token)."""
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class QueryEncoder:
+    """Tokenizer-only query encoder with the corpus's document frequencies.
+
+    Args:
+        tokenizer: the document encoder's tokenizer.
+        df: document frequency of every vocabulary id (int64, one per id).
+        doc_count: number of documents the frequencies were counted over.
+        special_ids: token ids never used as query terms ([CLS], [SEP], [PAD], ...).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, df: np.ndarray, doc_count: int, special_ids: Sequence[int]):
+        self.tokenizer = plain_tokenizer(tokenizer)
+        self.df = np.asarray(df, dtype=np.int64)
+        self.doc_count = int(doc_count)
+        self.special_ids = sorted(int(i) for i in special_ids)
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+        if len(self.df) != size:
+            raise VocabularyMismatchError(f"the IDF table has {len(self.df)} entries but the tokenizer "
+                                          f"has {size} tokens")
+        self.idf = np.log1p((self.doc_count - self.df + 0.5) / (self.df + 0.5)).astype(np.float32)
+        self._special = np.zeros(size, dtype=bool)
+        self._special[self.special_ids] = True
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.df)
+
+    @classmethod
+    def count(cls, tokenizer: Tokenizer, texts: Iterable[str], special_ids: Sequence[int]) -> "QueryEncoder":
+        """Count document frequencies of ``texts`` (one per document) and build the encoder."""
+        tokenizer = plain_tokenizer(tokenizer)
+        df = np.zeros(tokenizer.get_vocab_size(with_added_tokens=True), dtype=np.int64)
+        return cls(tokenizer, df, 0, special_ids).extended(texts)
+
+    def extended(self, texts: Iterable[str]) -> "QueryEncoder":
+        """A new encoder whose frequencies also count ``texts`` (added documents)."""
+        df, count, chunk = self.df.copy(), self.doc_count, []
+        for text in [*texts, None]:
+            if text is not None:
+                chunk.append(text)
+            if chunk and (text is None or len(chunk) >= _CHUNK):
+                for encoding in self.tokenizer.encode_batch(chunk, add_special_tokens=False):
+                    df[np.unique(np.asarray(encoding.ids, dtype=np.int64))] += 1
+                count += len(chunk)
+                chunk = []
+        return QueryEncoder(self.tokenizer, df, count, self.special_ids)
+
+    def token_ids(self, text: str) -> np.ndarray:
+        """Distinct non-special token ids of ``text``, sorted."""
+        ids = np.unique(np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int32))
+        return ids[~self._special[ids]] if len(ids) else ids
+
+    def encode_query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(term ids, IDF weights)`` of a query; no model involved."""
+        ids = self.token_ids(text)
+        return ids, self.idf[ids]
+
+    def decode(self, terms: Sequence[int]) -> list[str]:
+        """Token strings of vocabulary ids (to read a vector)."""
+        return [self.tokenizer.id_to_token(int(t)) or f"[{t}]" for t in terms]
+
+    def write(self, directory: Path) -> None:
+        """Write ``tokenizer.json``, ``df.arrow`` and ``terms.json`` into ``directory``."""
+        directory = Path(directory)
+        self.tokenizer.save(str(directory / TOKENIZER_FILE))
+        ids = np.arange(self.vocab_size, dtype=np.int32)
+        table = pa.table({"term": ids, "token": self.decode(ids), "df": self.df, "idf": self.idf})
+        with pa.OSFile(str(directory / DF_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        meta = {"doc_count": self.doc_count, "vocab_size": self.vocab_size, "special_ids": self.special_ids,
+                "vocab_sha256": vocabulary_checksum(self.tokenizer),
+                "idf": "ln(1 + (N - df + 0.5) / (df + 0.5))"}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, directory: Path) -> "QueryEncoder":
+        """Read an encoder written by :meth:`write`; checks the tokenizer against the table."""
+        directory = Path(directory)
+        meta = read_json(directory / META_FILE)
+        try:
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            table = pa.ipc.open_file(pa.memory_map(str(directory / DF_FILE))).read_all()
+        except Exception as e:  # tokenizers raises plain Exceptions on a bad file
+            raise IndexFormatError(f"{directory}: cannot read the tokenizer or the IDF table ({e})") from None
+        if vocabulary_checksum(tokenizer) != meta["vocab_sha256"]:
+            raise VocabularyMismatchError(f"{directory / TOKENIZER_FILE} is not the tokenizer this index was "
+                                          "built with (vocabulary checksum differs)")
+        return cls(tokenizer, table.column("df").to_numpy(), meta["doc_count"], meta["special_ids"])

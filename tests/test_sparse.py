@@ -1,0 +1,237 @@
+"""The inference-free learned sparse index: encoder pooling, IDF queries, Lucene and Seismic backends,
+training, bad input, and the proof that no model runs at query time.
+
+Quality and speed on the full datasets are measured by ``retriever eval sparse`` and
+``retriever bench`` (see the README section "Learned sparse index").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from indexes.sparse.backends import QUERY_SCALE, SeismicBackend
+from indexes.sparse.encoder import DocEncoder, resolve_sparse_model
+from indexes.sparse.index import DEFAULTS
+from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
+from indexes.sparse.vectors import SparseVectors, quantize
+from retriever.engine import Engine
+from retriever.errors import InputError, MissingResourceError, SpecError
+
+MODEL = DEFAULTS["model"]
+QUERIES = ["statins and breast cancer", "vitamin D and bone health", "fish oil and the heart",
+           "gluten sensitivity", "sugar and diabetes", "green tea catechins", "breast cancer survival",
+           "cholesterol lowering diet", "processed meat and colon cancer", "soy and prostate cancer"]
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    torch.set_num_threads(2)
+    return DocEncoder.load(MODEL, max_length=128)
+
+
+@pytest.fixture(scope="session")
+def sparse_engine(tmp_path_factory, nfcorpus_slice):
+    """BM25 and the sparse index (SPLADE-tiny, Lucene impacts) over the 400-document NFCorpus slice."""
+    return Engine.build(tmp_path_factory.mktemp("sparse") / "slice", nfcorpus_slice / "corpus.jsonl",
+                        indexes=["bm25", "sparse(max_length=128)"])
+
+
+def test_pooling_matches_hand_computation(encoder, nfcorpus):
+    docs = [doc for doc, _, _ in nfcorpus.documents()][:3]
+    texts = [d.contents for d in docs]
+    vectors = encoder.encode_document(texts, [d.doc_id for d in docs])
+    batch = encoder.tokenize(texts)
+    with torch.no_grad():
+        inputs = {k: v for k, v in batch.items() if k != "keep"}
+        logits = encoder.model(**inputs).logits  # the model's own MLM head, tokens x vocabulary
+    for i in range(3):
+        tokens = batch["input_ids"][i][batch["keep"][i]].tolist()
+        assert encoder.tokenizer.cls_token_id not in tokens and encoder.tokenizer.sep_token_id not in tokens
+        expected = torch.log1p(torch.relu(logits[i][batch["keep"][i]])).max(0).values.numpy()
+        dense = np.zeros(encoder.vocab_size, dtype=np.float32)
+        terms, weights = vectors.row(i)
+        dense[terms] = weights
+        np.testing.assert_allclose(dense, expected, atol=1e-5)
+        assert batch["keep"][i].sum() == batch["attention_mask"][i].sum() - 2  # only [CLS] and [SEP] dropped
+    assert vectors.ids == [d.doc_id for d in docs] and 30 < vectors.nnz_per_doc.mean() < 1000
+
+
+def test_training_weights_equal_pooling_with_the_same_gradient(encoder, nfcorpus):
+    texts = [doc.contents for doc, _, _ in list(nfcorpus.documents())[:2]]
+    batch = encoder.tokenize(texts)
+    grads = []
+    for pool in (encoder.weights, encoder.training_weights):
+        encoder.model.zero_grad()
+        weights = pool(batch)
+        (weights ** 2).sum().backward()
+        grads.append((weights.detach(), encoder.model.bert.embeddings.word_embeddings.weight.grad.clone()))
+    encoder.model.zero_grad()
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-4, rtol=1e-3)
+
+
+def test_pruning_keeps_the_heaviest_terms(nfcorpus):
+    pruned = DocEncoder.load(MODEL, max_length=64, top_k=20, threshold=0.5)
+    full = DocEncoder.load(MODEL, max_length=64)
+    text = next(iter(nfcorpus.documents()))[0].contents
+    terms, weights = pruned.encode_document([text]).row(0)
+    all_terms, all_weights = full.encode_document([text]).row(0)
+    assert len(terms) == 20 and weights.min() >= 0.5
+    assert set(terms) == set(all_terms[np.argsort(-all_weights)[:20]])
+
+
+def test_idf_weighting_by_hand(encoder):
+    tokenizer = encoder.tokenizer.backend_tokenizer
+    docs = ["cancer risk and diet", "cancer cells", "green tea"]
+    queries = QueryEncoder.count(tokenizer, docs, encoder.special_ids)
+    cancer, tea, unseen = (encoder.tokenizer.convert_tokens_to_ids(t) for t in ("cancer", "tea", "zebra"))
+    assert (queries.doc_count, queries.df[cancer], queries.df[tea], queries.df[unseen]) == (3, 2, 1, 0)
+    assert math.isclose(queries.idf[cancer], math.log(1 + (3 - 2 + 0.5) / (2 + 0.5)), rel_tol=1e-6)
+    terms, weights = queries.encode_query("Cancer cancer TEA")  # lower-cased, repeated tokens counted once
+    assert sorted(terms.tolist()) == sorted([cancer, tea])
+    np.testing.assert_allclose(weights, queries.idf[terms])
+    assert queries.encode_query("[CLS] [SEP]")[0].size == 0  # special tokens are never query terms
+    more = queries.extended(["green tea and cancer"])
+    assert (more.doc_count, more.df[cancer], more.df[tea]) == (4, 3, 2)
+
+
+def test_quantization_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0, 3, 1000).astype(np.float32)
+    impacts = quantize(weights, 100)
+    assert impacts.dtype == np.int32 and np.abs(impacts / 100 - weights).max() <= 0.005 + 1e-6
+    assert quantize(np.array([0.004, 0.006]), 100).tolist() == [0, 1]
+    rows = [(rng.choice(50, 5, replace=False), rng.uniform(0.1, 2, 5)) for _ in range(4)] + [(np.zeros(0), np.zeros(0))]
+    vectors = SparseVectors.from_rows(["a", "b", "c", "d", "e"], rows, 50)
+    vectors.write(tmp_path / "v.arrow")
+    back = SparseVectors.read(tmp_path / "v.arrow", 50)
+    assert back.ids == vectors.ids and np.array_equal(back.indptr, vectors.indptr)
+    assert (back.matrix() != vectors.matrix()).nnz == 0
+
+
+def test_lucene_is_exact_up_to_quantization(sparse_engine):
+    index = sparse_engine.indexes["sparse"]
+    scale = index.settings["scale"]
+    vectors = index.vectors
+    impacts = vectors.matrix().copy()
+    impacts.data = quantize(impacts.data, scale).astype(np.float64)
+    row_of = {d: i for i, d in enumerate(vectors.ids)}
+    lucene_runs = index.search(QUERIES, 10)
+    exact_runs = index.search(QUERIES, 10, exact=True)
+    for query, lucene, exact in zip(QUERIES, lucene_runs, exact_runs):
+        terms, weights = index.queries.encode_query(query)
+        integer = impacts[:, terms] @ quantize(weights, QUERY_SCALE)
+        assert lucene, query
+        for doc_id, score in lucene:  # Lucene computes the integer dot product exactly
+            assert score * scale * QUERY_SCALE == pytest.approx(integer[row_of[doc_id]], abs=1e-3)
+        best = np.sort(integer)[::-1][:10] / (scale * QUERY_SCALE)
+        np.testing.assert_allclose([s for _, s in lucene], best, atol=1e-6)
+        bound = 0.5 / scale * weights.sum() + 0.5 / QUERY_SCALE * 3 * len(terms)
+        floats = dict(exact)
+        for doc_id, score in lucene:
+            if doc_id in floats:
+                assert abs(score - floats[doc_id]) <= bound
+        assert len({d for d, _ in lucene} & set(floats)) >= 8
+
+
+def test_seismic_recall_against_exact(tmp_path, sparse_engine):
+    index = sparse_engine.indexes["sparse"]
+    settings = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4, "doc_cut": 15}
+    SeismicBackend.build(tmp_path, index.vectors, settings)
+    seismic = SeismicBackend(tmp_path, settings)
+    encoded = index.encode_queries(QUERIES)
+    approximate = seismic.search(encoded, 10)
+    exact = index.search(QUERIES, 10, exact=True)
+    recall = np.mean([len({d for d, _ in a} & {d for d, _ in e}) / max(len(e), 1) for a, e in zip(approximate, exact)])
+    assert recall >= 0.95
+    for a, e in zip(approximate, exact):
+        floats = dict(e)
+        for doc_id, score in a:
+            if doc_id in floats:
+                assert score == pytest.approx(floats[doc_id], rel=1e-3)  # Seismic stores half-precision values
+
+
+def test_add_encodes_new_documents_and_updates_idf(tmp_path, nfcorpus_slice):
+    docs = [json.loads(line) for line in open(nfcorpus_slice / "corpus.jsonl")][:30]
+    engine = Engine.build(tmp_path / "e", docs, indexes=["bm25", "sparse(max_length=64)",
+                                                          "fast=sparse(max_length=64,backend=seismic)"])
+    before = engine.indexes["sparse"].queries
+    zebra = before.token_ids("zebra")[0]
+    engine.add([{"_id": "new", "title": "Zebra stripes", "text": "Zebra stripes and biting flies in Africa."}])
+    after = engine.indexes["sparse"].queries
+    assert (after.doc_count, after.df[zebra]) == (31, before.df[zebra] + 1)
+    for name in ("sparse", "fast"):
+        assert engine.search("zebra stripes", k=1, using=name)[0].doc_id == "new"
+        assert engine.indexes[name].settings["avg_nnz"] > 0
+    assert engine.search("zebra stripes", k=3, using="rrf(bm25,sparse)")[0].doc_id == "new"
+    assert len(engine.indexes["fast"].vectors) == 31
+
+
+def test_no_model_runs_at_query_time(tmp_path, nfcorpus_slice, monkeypatch):
+    model = tmp_path / "model"
+    shutil.copytree(resolve_sparse_model(MODEL), model)
+    docs = [json.loads(line) for line in open(nfcorpus_slice / "corpus.jsonl")][:25]
+    Engine.build(tmp_path / "e", docs, indexes=[f"sparse(model='{model}',max_length=64)",
+                                                f"fast=sparse(model='{model}',max_length=64,backend=seismic)"])
+    expected = Engine.open(tmp_path / "e").rankings(["statins and breast cancer"], k=5, using="sparse")
+    shutil.rmtree(model)  # the model is gone: opening and searching must not need it
+
+    def no_modules(*args, **kwargs):
+        raise AssertionError("a torch module was created at query time")
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", no_modules)
+    engine = Engine.open(tmp_path / "e")
+    assert engine.rankings(["statins and breast cancer"], k=5, using="sparse") == expected
+    assert engine.search("statins and breast cancer", k=5, using="fast")
+    monkeypatch.undo()
+    with pytest.raises(MissingResourceError, match="not found"):
+        engine.add([{"_id": "new", "text": "needs the encoder"}])
+
+
+def test_bad_input(tmp_path, encoder):
+    with pytest.raises(InputError, match="'blank' has no text"):
+        Engine.build(tmp_path / "e", [{"_id": "ok", "text": "statins"}, {"_id": "blank", "title": "", "text": "  "}],
+                     indexes=["sparse(max_length=32)"])
+    assert not (tmp_path / "e" / "engine.json").exists()
+    for spec, message in [("sparse(colour=red)", "unknown sparse setting"), ("sparse(backend=faiss)", "backend"),
+                          ("sparse(max_length=abc)", "bad sparse setting")]:
+        with pytest.raises(SpecError, match=message):
+            Engine.build(tmp_path / "f", [{"_id": "ok", "text": "statins"}], indexes=[spec])
+
+
+def tiny_model_with_other_vocabulary(path: Path) -> Path:
+    """A random 1-layer BertForMaskedLM over the first 2,000 tokens of the BERT vocabulary."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    source = Path(resolve_sparse_model(MODEL))
+    path.mkdir(parents=True)
+    tokenizer = json.loads((source / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"] = {t: i for t, i in tokenizer["model"]["vocab"].items() if i < 2000}
+    (path / "tokenizer.json").write_text(json.dumps(tokenizer))
+    shutil.copy(source / "tokenizer_config.json", path)
+    config = BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64)
+    BertForMaskedLM(config).save_pretrained(path)
+    return path
+
+
+def test_vocabulary_mismatch_is_a_clear_error(tmp_path, nfcorpus_slice):
+    model = tmp_path / "model"
+    shutil.copytree(resolve_sparse_model(MODEL), model)
+    docs = [json.loads(line) for line in open(nfcorpus_slice / "corpus.jsonl")][:10]
+    engine = Engine.build(tmp_path / "e", docs, indexes=[f"sparse(model='{model}',max_length=32)"])
+    shutil.rmtree(model)
+    tiny_model_with_other_vocabulary(model)
+    with pytest.raises(VocabularyMismatchError, match="does not have the vocabulary"):
+        engine.add([{"_id": "new", "text": "statins"}])
+    directory = engine.indexes["sparse"].directory
+    shutil.copy(model / "tokenizer.json", directory / "tokenizer.json")
+    with pytest.raises(VocabularyMismatchError, match="not the tokenizer this index was built with"):
+        Engine.open(tmp_path / "e")
