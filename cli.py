@@ -132,9 +132,13 @@ def eval_group() -> None:
 @click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--depth", default=1000, show_default=True, help="Per-index depth before fusion.")
+@click.option("--rerank", "reranks", multiple=True,
+              help="Also rerank each system's top --candidates with this reranker spec, e.g. "
+                   "'cross(path=work/models/cross-minilm,k=100)'; repeatable.")
+@click.option("--candidates", default=100, show_default=True, help="With --rerank: hits the reranker sees.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @data_dir_option
-def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, as_json, data_dir) -> None:
+def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, reranks, candidates, as_json, data_dir) -> None:
     """Evaluate systems of ENGINE_DIR on a dataset split: nDCG@10, R@100, MRR@10."""
     from dataclasses import asdict
 
@@ -143,7 +147,13 @@ def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, as_json, data
 
     engine = Engine.open(engine_dir)
     data = _dataset(dataset, data_dir, False)
-    results = evaluate(engine, data, split, list(systems) or engine.names, out_dir, depth=depth)
+    if reranks:
+        from eval.rerank import evaluate_reranked
+
+        results = evaluate_reranked(engine, data, split, list(systems) or engine.names, list(reranks), out_dir,
+                                    depth=depth, candidates=candidates)
+    else:
+        results = evaluate(engine, data, split, list(systems) or engine.names, out_dir, depth=depth)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in results], indent=2))
     else:
@@ -349,6 +359,54 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
         return
     click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"]))
     click.echo(f"JSON, Markdown and traces written to {out_dir}/")
+
+
+# --- reranking (issue 6): the cross-encoder, the RL policy, reranked evaluations ---
+@train.command("reranker")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="The model (or policy) directory to write; checkpoints go to OUT.train/ and a rerun resumes.")
+@click.option("--rl", is_flag=True, help="Train the reranking policy with reinforcement learning (needs --cross).")
+@click.option("--source", "sources", multiple=True, metavar="DATASET:SPLIT:ENGINE_DIR",
+              help="Cross-encoder training data; repeatable (default: nfcorpus:train:work/nfcorpus and "
+                   "hotpotqa-distractor:dev:work/hotpotqa). With --rl: one source, e.g. hotpotqa-distractor:dev:work/hotpotqa.")
+@click.option("--cross", "cross_dir", type=click.Path(file_okay=False), default=None,
+              help="With --rl: the cross-encoder whose scores the policy reads.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any training setting (CrossTrainSettings, or RLSettings with --rl), e.g. max_steps=300; repeatable.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@data_dir_option
+def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_dir) -> None:
+    """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops."""
+    from retriever.rerank.training import train_reranker as run
+
+    options = dict(item.split("=", 1) for item in overrides if "=" in item)
+    if len(options) != len(overrides):
+        raise click.UsageError("--set takes KEY=VALUE")
+    summary = run(out_dir, rl, list(sources), cross_dir, options, data_dir, overwrite)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@eval_group.command("rerank")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--rerank", "reranks", multiple=True, required=True, help="Reranker spec; repeatable.")
+@click.option("--using", default="hybrid", show_default=True, help="First stage (index name or fusion spec).")
+@click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (plain and per hop).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["plain", "loop"]), default=("plain", "loop"),
+              show_default=True, help="Rerank one retrieval, or select evidence inside the no-LLM loop.")
+@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/rerank", show_default=True)
+@data_dir_option
+def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir) -> None:
+    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop."""
+    from eval.rerank import evaluate_selection, markdown
+    from retriever.engine import Engine
+
+    report = evaluate_selection(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, list(reranks),
+                                using, candidates, list(modes), limit, out_dir)
+    click.echo(markdown(report))
+    click.echo(f"JSON and Markdown written to {out_dir}/")
 
 
 def _dataset(name: str, data_dir: str | None, download: bool):

@@ -32,7 +32,7 @@ from retriever.corpus import Corpus, Document, located_documents, read_beir_corp
 from retriever.errors import IndexFormatError, InputError, SpecError
 from retriever.fusion import Fusion
 from retriever.progress import progress
-from retriever.rerank.base import RerankContext, Reranker, load_reranker
+from retriever.rerank.base import RerankContext, Reranker, index_signals, load_reranker, wants_signals
 from retriever.storage import TMP_PREFIX, read_json, write_json_atomic
 
 STATE = "engine.json"
@@ -204,8 +204,10 @@ class Engine:
         rankings = self.rankings(queries, max(k, candidates) if reranker else k, using, **kwargs)
         hits = [self._hits(ranking) for ranking in rankings]
         if reranker:
-            hits = [reranker.rerank(query, found, RerankContext(question=query))[:k]
-                    for query, found in zip(queries, hits)]
+            signals = (index_signals(self, queries, using, max(k, candidates)) if wants_signals(reranker)
+                       else [{}] * len(queries))
+            hits = [reranker.rerank(query, found, RerankContext(question=query, signals=signal))[:k]
+                    for query, found, signal in zip(queries, hits, signals)]
         return hits
 
     def search(self, query: str, k: int = 10, using: Using | None = None,

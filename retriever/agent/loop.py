@@ -35,7 +35,7 @@ from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_d
 from retriever.agent.trace import Evidence, Hop, Trace
 from retriever.errors import SpecError
 from retriever.generate.base import Generation, Generator, Message
-from retriever.rerank.base import RerankContext, Reranker, load_reranker
+from retriever.rerank.base import RerankContext, Reranker, index_signals, load_reranker, wants_signals
 
 if TYPE_CHECKING:
     from retriever.engine import Engine, Hit
@@ -159,7 +159,9 @@ class _Run:
             mentioned |= self.pool.question_mentions
         linked = self.pool.add(self._documents(sorted(mentioned - self.pool.candidates.keys())), "link", ranked=False)
         ordered = self.pool.ordered()[:agent.candidates]
-        context = RerankContext(question=self.question, hop=hop, kept=tuple(self.kept))
+        signals = (index_signals(agent.engine, [query], agent.using, agent.candidates)[0]
+                   if wants_signals(agent.reranker) else {})
+        context = RerankContext(question=self.question, hop=hop, kept=tuple(self.kept), signals=signals)
         self.kept = list(agent.reranker.rerank(query, ordered, context))[:agent.passages]
         record = Hop(hop, query, source, retrieved=[h.doc_id for h in hits], linked=linked,
                      kept=[h.doc_id for h in self.kept], seconds=round(time.perf_counter() - started, 4))

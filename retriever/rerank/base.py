@@ -7,33 +7,51 @@ already kept) and returns a list of hits: a reordered subset whose length is the
 reranker's own decision.
 
 Rerankers are named by spec strings, resolved by :func:`load_reranker`:
-``top(k=5)`` keeps the first ``k`` unchanged. Other kinds register in
-:data:`RERANKERS` as ``name -> "module:Class"``; each class takes the spec's
-key=value settings as keyword arguments.
+``top(k=5)`` keeps the first ``k`` unchanged; ``cross(path=DIR,k=5)`` orders by a
+cross-encoder (:mod:`retriever.rerank.cross`); ``rl(path=DIR)`` is the policy trained
+with reinforcement learning that chooses the order and how many to pass
+(:mod:`retriever.rerank.rl`). Other kinds register in :data:`RERANKERS` as
+``name -> "module:Class"``; each class takes the spec's key=value settings as
+keyword arguments.
+
+A reranker that sets the attribute ``wants_signals = True`` also receives, in
+:attr:`RerankContext.signals`, each index's own ranking of the hop's query (an
+opt-in: the caller runs one extra search per index for it).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence, runtime_checkable
 
 from retriever.errors import SpecError
 from retriever.specs import Spec, parse_spec
 
 if TYPE_CHECKING:
-    from retriever.engine import Hit
+    from retriever.engine import Engine, Hit
 
-RERANKERS: dict[str, str] = {"top": "retriever.rerank.base:TopK"}
+RERANKERS: dict[str, str] = {"top": "retriever.rerank.base:TopK", "cross": "retriever.rerank.cross:CrossReranker",
+                             "rl": "retriever.rerank.rl:PolicyReranker"}
+Signals = Mapping[str, Mapping[str, tuple[int, float]]]
 
 
 @dataclass(frozen=True)
 class RerankContext:
-    """What a reranker may know beyond the query: the question, the hop, evidence kept so far."""
+    """What a reranker may know beyond the query: the question, the hop, evidence kept so far.
+
+    Attributes:
+        question: the user's question (the hop's query may differ).
+        hop: 0 for the first retrieval, 1 for the next, ...
+        kept: the evidence the previous hop passed on.
+        signals: index name -> {doc id: (0-based rank, score)} of the hop's query in
+            that index (filled only for rerankers with ``wants_signals``).
+    """
 
     question: str = ""
     hop: int = 0
     kept: Sequence["Hit"] = field(default_factory=tuple)
+    signals: Signals = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -58,6 +76,27 @@ class TopK:
 
     def __str__(self) -> str:
         return f"top(k={self.k})"
+
+
+def wants_signals(reranker: Reranker) -> bool:
+    """Whether ``reranker`` asked for per-index rankings in :attr:`RerankContext.signals`."""
+    return bool(getattr(reranker, "wants_signals", False))
+
+
+def index_signals(engine: "Engine", queries: Sequence[str], using: object, depth: int) -> list[Signals]:
+    """Each index's own ranking (top ``depth``) of each query, for :attr:`RerankContext.signals`.
+
+    Args:
+        engine: the engine the hits came from.
+        queries: the queries.
+        using: what the hits were retrieved with (see :meth:`Engine.resolve`): its indexes are read.
+        depth: how deep each index is read.
+    """
+    target = engine.resolve(using)
+    names = [target] if isinstance(target, str) else list(target.names)
+    runs = {name: engine.indexes[name].search(list(queries), depth) for name in names}
+    return [{name: {doc_id: (rank, float(score)) for rank, (doc_id, score) in enumerate(run[i])}
+             for name, run in runs.items()} for i in range(len(queries))]
 
 
 def load_reranker(spec: str | Spec | Reranker) -> Reranker:

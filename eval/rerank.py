@@ -1,0 +1,140 @@
+"""Reranking evaluations that need no language model.
+
+* :func:`evaluate_reranked` (``retriever eval beir ... --rerank SPEC``): nDCG@10,
+  R@100, MRR@10 of each first-stage system and of the same system with its top
+  ``candidates`` reranked, in one run (runs, JSON and Markdown as in :mod:`eval.beir`).
+* :func:`evaluate_selection` (``retriever eval rerank``): on a multi-hop dataset,
+  what each reranker passes on: both gold documents among the passed ones, the
+  answer string in the passed text (questions whose answer is not yes/no), and
+  documents passed; ``plain`` reranks one hybrid retrieval of the question,
+  ``loop`` selects the evidence inside the no-LLM agent loop (the reranker alone
+  decides how many: the loop's ``passages`` cap is set to ``candidates``; the
+  passed text is what the loop hands the reader, i.e. the refined sentences).
+
+Example:
+    >>> evaluate_selection(Engine.open("work/hotpotqa"), load_dataset("hotpotqa-distractor"), "test",
+    ...                    ["top(k=5)", "rl(path=work/models/rl-policy)"])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from eval.beir import SystemResult, evaluate, git_commit, write_results, write_run, _slug
+from eval.datasets import Dataset
+from retriever.engine import Engine
+from retriever.progress import progress
+from retriever.rerank.base import RerankContext, index_signals, load_reranker, wants_signals
+
+MEASURES = ("both_gold_passed", "answer_in_passed", "passed", "seconds")
+YES_NO = ("yes", "no")
+
+
+def evaluate_reranked(engine: Engine, dataset: Dataset, split: str, systems: Sequence[str], reranks: Sequence[str],
+                      out_dir: str | Path | None, depth: int = 1000, candidates: int = 100) -> list[SystemResult]:
+    """Each system, then each system with its top ``candidates`` reranked by each spec; writes runs, JSON, Markdown."""
+    results = evaluate(engine, dataset, split, systems, out_dir, depth=depth)
+    queries, _ = dataset.split(split)
+    query_ids = list(queries)
+    for spec in reranks:
+        reranker = load_reranker(spec)
+        for system in systems:
+            found: list = []
+
+            def rankings(chunk: Sequence[str], using: str) -> list:
+                hits = engine.batch_search(chunk, k=candidates, using=using, rerank=reranker, candidates=candidates,
+                                           depth=depth)
+                found.extend([(h.doc_id, h.score) for h in ranked] for ranked in hits)
+                return found[-len(chunk):]
+
+            result = evaluate(engine, dataset, split, [system], None, depth=depth, batch_size=8, rankings_fn=rankings)[0]
+            result.system = f"{system} >> {reranker}"
+            result.config["rerank"] = {"spec": str(reranker), "candidates": candidates}
+            if out_dir:
+                run_path = Path(out_dir) / f"{dataset.name}-{split}-{_slug(result.system)}.trec"
+                result.run_file = str(write_run(run_path, dict(zip(query_ids, found)), result.system))
+            results.append(result)
+    if out_dir:
+        write_results(Path(out_dir), dataset, split, results,
+                      {"k": 100, "depth": depth, "engine": str(engine.path), "candidates": candidates})
+    return results
+
+
+def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Sequence[str], using: str = "hybrid",
+                       candidates: int = 30, modes: Sequence[str] = ("plain", "loop"), limit: int | None = None,
+                       out_dir: str | Path | None = "results/rerank") -> dict[str, Any]:
+    """Both-gold recall, answer containment and documents passed per (mode, reranker); see the module docstring."""
+    from retriever.agent import Agent
+
+    queries, qrels = dataset.split(split)
+    chosen = list(queries.values())[:limit] if limit else list(queries.values())
+    rerankers = [load_reranker(spec) for spec in reranks]
+    agent = Agent(engine, None, using=using, rerank=rerankers[0], candidates=candidates, passages=candidates)
+    rows: dict[str, list[dict]] = {f"{mode} | {r}": [] for mode in modes for r in rerankers}
+    signals_needed = any(wants_signals(r) for r in rerankers)
+    for query in progress(chosen, desc=f"reranker selection on {dataset.name}", unit="question"):
+        gold = {d for d, s in qrels[query.query_id].items() if s > 0}
+        answer = str(query.metadata.get("answer", "")).strip().lower()
+        if "plain" in modes:
+            hits = engine.batch_search([query.text], k=candidates, using=using)[0]
+            signals = index_signals(engine, [query.text], using, candidates)[0] if signals_needed else {}
+            for reranker in rerankers:
+                started = time.perf_counter()
+                context = RerankContext(question=query.text, signals=signals if wants_signals(reranker) else {})
+                passed = reranker.rerank(query.text, hits, context)
+                rows[f"plain | {reranker}"].append(_row(query.query_id, [h.doc_id for h in passed],
+                                                        " ".join(h.title + " " + h.text for h in passed), gold,
+                                                        answer, time.perf_counter() - started))
+        if "loop" in modes:
+            for reranker in rerankers:
+                agent.reranker = reranker
+                started = time.perf_counter()
+                trace = agent.ask(query.text).trace
+                text = " ".join(e.title + " " + " ".join(e.sentences) for e in trace.evidence)
+                row = _row(query.query_id, [e.doc_id for e in trace.evidence], text, gold, answer,
+                           time.perf_counter() - started)
+                row["hops"] = len(trace.hops)
+                rows[f"loop | {reranker}"].append(row)
+    report = {"dataset": dataset.name, "split": split, "questions": len(chosen), "using": using,
+              "candidates": candidates, "engine": str(engine.path), "commit": git_commit(),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "results": {name: _means(r) for name, r in rows.items()}, "per_question": rows}
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / f"{dataset.name}-{split}-selection"
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        stem.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The selection results as a Markdown table, one row per (mode, reranker)."""
+    lines = [f"Reranker selection on {report['dataset']} ({report['split']}, {report['questions']} questions, "
+             f"{report['candidates']} candidates from `{report['using']}`)", "",
+             "| mode | reranker | both gold passed | answer in passed | docs passed | ms / question |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, m in report["results"].items():
+        mode, reranker = name.split(" | ", 1)
+        lines.append(f"| {mode} | `{reranker}` | {m['both_gold_passed']:.3f} | {m['answer_in_passed']:.3f} | "
+                     f"{m['passed']:.2f} | {1000 * m['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _row(query_id: str, passed: list[str], text: str, gold: set[str], answer: str, seconds: float) -> dict:
+    scored = bool(answer) and answer not in YES_NO
+    return {"query_id": query_id, "passed_ids": passed, "passed": len(passed),
+            "both_gold_passed": float(bool(gold) and gold <= set(passed)),
+            "answer_in_passed": float(answer in text.lower()) if scored else None, "seconds": round(seconds, 4)}
+
+
+def _means(rows: list[dict]) -> dict[str, float]:
+    out = {}
+    for measure in MEASURES:
+        values = [r[measure] for r in rows if r.get(measure) is not None]
+        out[measure] = round(sum(values) / len(values), 4) if values else 0.0
+    out["answer_scored"] = sum(r["answer_in_passed"] is not None for r in rows)
+    return out

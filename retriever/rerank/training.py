@@ -1,0 +1,114 @@
+"""``retriever train reranker``: mine groups from (dataset, split, engine) sources, then fine-tune.
+
+A source is ``DATASET:SPLIT:ENGINE_DIR``, e.g. ``nfcorpus:train:work/nfcorpus`` or
+``hotpotqa-distractor:dev:work/hotpotqa``; the engine must index the dataset's corpus.
+
+Example:
+    >>> train_cross_reranker(["nfcorpus:train:work/nfcorpus", "hotpotqa-distractor:dev:work/hotpotqa"],
+    ...                      "work/models/cross-minilm", CrossTrainSettings(max_steps=700))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from retriever.errors import InputError
+from retriever.rerank.cross_data import mine_groups
+from retriever.rerank.cross_train import CrossTrainSettings, train_cross_encoder
+
+DEFAULT_SOURCES = ("nfcorpus:train:work/nfcorpus", "hotpotqa-distractor:dev:work/hotpotqa")
+DEFAULT_RL_SOURCE = "hotpotqa-distractor:dev:work/hotpotqa"
+
+
+def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (), cross: str | Path | None = None,
+                   overrides: Mapping[str, str] | None = None, data_dir: str | None = None,
+                   overwrite: bool = False) -> dict:
+    """What ``retriever train reranker [--rl]`` runs: the cross-encoder, or the RL policy over it.
+
+    Args:
+        out: the directory to write (a cross-encoder, or a policy).
+        rl: train the policy (:func:`retriever.rerank.rl_train.train_policy`) instead of the cross-encoder.
+        sources: ``DATASET:SPLIT:ENGINE_DIR`` training sources (defaults: :data:`DEFAULT_SOURCES`,
+            or :data:`DEFAULT_RL_SOURCE` with ``rl``).
+        cross: with ``rl``: the cross-encoder directory.
+        overrides: ``KEY=VALUE`` settings (:class:`CrossTrainSettings`, or ``RLSettings`` with ``rl``).
+        data_dir: a data root to look in first.
+        overwrite: replace ``out`` if it exists.
+
+    Raises:
+        InputError: ``rl`` without ``cross`` or with several sources; a bad setting.
+    """
+    overrides = overrides or {}
+    if not rl:
+        return train_cross_reranker(sources or DEFAULT_SOURCES, out, settings_from(CrossTrainSettings, overrides),
+                                    data_dir, overwrite)
+    from retriever.rerank.rl_train import RLSettings, train_policy
+
+    if cross is None or len(sources) > 1:
+        raise InputError("--rl needs --cross DIR (the cross-encoder) and at most one --source")
+    dataset, split, engine_dir = parse_source(sources[0] if sources else DEFAULT_RL_SOURCE)
+    return train_policy(engine_dir, dataset, split, cross, out, settings_from(RLSettings, overrides), data_dir,
+                        overwrite)
+
+
+def parse_source(text: str) -> tuple[str, str, Path]:
+    """``DATASET:SPLIT:ENGINE_DIR`` -> (dataset, split, engine directory)."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise InputError(f"training source {text!r}: expected DATASET:SPLIT:ENGINE_DIR, "
+                         "e.g. nfcorpus:train:work/nfcorpus")
+    return parts[0], parts[1], Path(parts[2])
+
+
+def train_cross_reranker(sources: Sequence[str], out: str | Path, settings: CrossTrainSettings = CrossTrainSettings(),
+                         data_dir: str | None = None, overwrite: bool = False) -> dict:
+    """Mine training groups from every source and train a cross-encoder into ``out``.
+
+    Args:
+        sources: ``DATASET:SPLIT:ENGINE_DIR`` strings (never a test split).
+        out: the model directory to write.
+        settings: data and optimisation settings.
+        data_dir: a data root to look in first.
+        overwrite: replace ``out`` if it exists.
+
+    Returns:
+        The training summary (also in ``<out>/training.json``).
+    """
+    from eval.datasets import load_dataset
+    from retriever.engine import Engine
+
+    groups = []
+    for dataset_name, split, engine_dir in map(parse_source, sources):
+        with Engine.open(engine_dir) as engine:
+            groups += mine_groups(engine, load_dataset(dataset_name, data_dir=data_dir), split,
+                                  negatives=settings.negatives, positives=settings.positives, depth=settings.depth,
+                                  using=settings.using, seed=settings.seed)
+    summary = train_cross_encoder(groups, out, settings, overwrite=overwrite)
+    return {key: value for key, value in summary.items() if key != "history"}
+
+
+def settings_from(cls: type, overrides: Mapping[str, str]) -> Any:
+    """An instance of the settings dataclass ``cls`` with ``KEY=VALUE`` strings converted to each field's type.
+
+    Raises:
+        InputError: an unknown key or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, text in overrides.items():
+        if key not in fields:
+            raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        kind = hints[key]
+        options = [t for t in typing.get_args(kind) if t is not type(None)] or [kind]
+        if text.lower() in ("none", "") and type(None) in typing.get_args(kind):
+            values[key] = None
+            continue
+        try:
+            values[key] = (text.lower() in ("1", "true", "yes")) if options[0] is bool else options[0](text)
+        except (TypeError, ValueError):
+            raise InputError(f"setting {key}={text!r}: expected {getattr(options[0], '__name__', options[0])}") from None
+    return cls(**values)

@@ -1,0 +1,247 @@
+"""Rerankers: Plackett–Luce with STOP, the policy and its training, the cross-encoder, specs, evaluations.
+
+The cross-encoder here is a tiny random BERT (real MiniLM tokenizer) so the tests run
+in minutes; the same code paths run with the fine-tuned MiniLM in the commands of the
+README's Reranking section (`retriever train reranker [--rl]`, `retriever eval beir
+... --rerank`, `retriever eval rerank`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eval.datasets import load_dataset
+from retriever.errors import InputError, MissingResourceError, SpecError
+from retriever.rerank.base import RerankContext, load_reranker
+from retriever.rerank.features import STOP_FEATURES, Candidates, item_feature_names
+from retriever.rerank.plackett import log_prob, sample
+from retriever.rerank.policy import Policy, PolicyConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_cross(tmp_path_factory):
+    """A 2-layer, 32-wide BERT cross-encoder with the real MiniLM tokenizer, saved in CrossEncoder layout."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from retriever.models import resolve_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "tiny-cross"
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hotpot():
+    return load_dataset("hotpotqa-distractor")
+
+
+@pytest.fixture(scope="module")
+def hotpot_engine(tmp_path_factory, hotpot):
+    """BM25 over the real hotpotqa-distractor corpus (10,785 paragraphs)."""
+    from retriever.engine import Engine
+
+    return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot.documents(), indexes=["bm25"])
+
+
+def _random_candidates(n: int, rng: np.random.Generator, indexes=("bm25",)) -> Candidates:
+    items = rng.normal(size=(n, len(item_feature_names(indexes)))).astype(np.float32)
+    covers = rng.random((n, 3)) < 0.5
+    links = rng.random((n, n)) < 0.3
+    links = (links | links.T) & ~np.eye(n, dtype=bool)
+    return Candidates(items, covers, links, rng.normal(size=n).astype(np.float32), hop=1)
+
+
+@pytest.mark.parametrize("min_k", [0, 1, 2])
+def test_plackett_luce_with_stop_sums_to_one(min_k):
+    rng = np.random.default_rng(min_k)
+    n, max_k = 4, 3
+    candidates = _random_candidates(n, rng)
+    policy = Policy(PolicyConfig("unused", ("bm25",), hidden=8, max_k=max_k, min_k=min_k))
+    scores = policy.item_scores(torch.from_numpy(candidates.items))
+    total, decisions = 0.0, 0
+    for k in range(max_k + 1):
+        for order in itertools.permutations(range(n), k):
+            rows = np.stack([candidates.stop_features(list(order[:t]), max_k) for t in range(k + 1)])
+            p = log_prob(scores, policy.stop_scores(torch.from_numpy(rows)), list(order), max_k, min_k).exp().item()
+            if k < min_k:
+                assert p == 0.0
+            total += p
+            decisions += 1
+    assert decisions == 1 + 4 + 12 + 24
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampling_frequencies_match_log_prob():
+    rng = np.random.default_rng(3)
+    candidates = _random_candidates(3, rng)
+    policy = Policy(PolicyConfig("unused", ("bm25",), hidden=0, max_k=2, min_k=1))
+    counts: dict[tuple, int] = {}
+    for _ in range(4000):
+        decision, _ = policy.decide(candidates, rng=rng)
+        counts[tuple(decision.order)] = counts.get(tuple(decision.order), 0) + 1
+    scores = policy.item_scores(torch.from_numpy(candidates.items))
+    for order, count in counts.items():
+        rows = np.stack([candidates.stop_features(list(order[:t]), 2) for t in range(len(order) + 1)])
+        p = log_prob(scores, policy.stop_scores(torch.from_numpy(rows)), list(order), 2, 1).exp().item()
+        assert abs(count / 4000 - p) < 0.03
+
+
+@pytest.mark.parametrize("bias,expected", [(-50.0, 4), (50.0, 1)])
+def test_stop_decision_respects_max_and_min_k(bias, expected):
+    rng = np.random.default_rng(0)
+    policy = Policy(PolicyConfig("unused", ("bm25",), hidden=0, max_k=4, min_k=1))
+    with torch.no_grad():
+        policy.stop.weight.zero_()
+        policy.stop.bias.fill_(bias)
+    for n in (2, 9, 30):
+        candidates = _random_candidates(n, rng)
+        greedy, _ = policy.decide(candidates)
+        sampled = [policy.decide(candidates, rng=rng)[0] for _ in range(20)]
+        assert len(greedy.order) == min(expected, n)
+        assert all(len(d.order) <= 4 and len(set(d.order)) == len(d.order) for d in sampled)
+        assert len(policy.decide(candidates, max_k=2)[0].order) <= 2
+
+
+def test_policy_checkpoint_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    policy = Policy(PolicyConfig("../cross", ("bm25", "dense"), hidden=8, max_k=5))
+    candidates = _random_candidates(12, rng, ("bm25", "dense"))
+    policy.set_normalization(candidates.items, np.stack([candidates.stop_features([], 5)] * 3))
+    policy.save(tmp_path / "policy")
+    loaded = Policy.load(tmp_path / "policy")
+    assert loaded.config == policy.config
+    assert json.loads((tmp_path / "policy" / "policy.json").read_text())["item_features"][-1] == "dense_score"
+    before, after = policy.decide(candidates), loaded.decide(candidates)
+    assert before[0].order == after[0].order
+    np.testing.assert_allclose(before[1], after[1], rtol=1e-6)
+    assert loaded.cross_encoder_path(tmp_path / "policy") == (tmp_path / "cross").resolve()
+
+
+def test_spec_parsing_and_clear_errors(tmp_path, tiny_cross):
+    reranker = load_reranker(f"cross(path={tiny_cross},k=3)")
+    assert str(reranker) == f"cross(path={tiny_cross},k=3)"
+    assert str(load_reranker(str(reranker))) == str(reranker)
+    assert str(load_reranker(f"cross(path={tiny_cross},k=100,mix=0.3)")) == f"cross(path={tiny_cross},k=100,mix=0.3)"
+    with pytest.raises(MissingResourceError, match=str(tmp_path / "missing")):
+        load_reranker(f"cross(path={tmp_path / 'missing'})")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingResourceError, match="model.safetensors"):
+        load_reranker(f"cross(path={tmp_path / 'empty'})")
+    with pytest.raises(MissingResourceError, match="policy.json"):
+        load_reranker(f"rl(path={tmp_path / 'missing'})")
+    with pytest.raises(SpecError, match="k must be at least 1"):
+        load_reranker(f"cross(path={tiny_cross},k=0)")
+    with pytest.raises(SpecError, match="unexpected keyword"):
+        load_reranker(f"cross(path={tiny_cross},depth=3)")
+    with pytest.raises(SpecError, match="unknown reranker"):
+        load_reranker("monot5(k=3)")
+
+
+def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, hotpot_engine, hotpot, monkeypatch):
+    from retriever.rerank import cross_train
+    from retriever.rerank.cross_data import mine_groups
+    from retriever.rerank.cross_train import CrossTrainSettings, train_cross_encoder
+    from retriever.rerank.scores import load_cross_encoder
+
+    small = dataclasses.replace(hotpot, qrels={"tiny": dict(list(hotpot.split("dev")[1].items())[:3])})
+    groups = mine_groups(hotpot_engine, small, "tiny", negatives=3, positives=2, depth=10, using="bm25")
+    assert len(groups) == 6 and all(len(g.negatives) == 3 for g in groups)
+    with pytest.raises(InputError, match="never trained on a test split"):
+        mine_groups(hotpot_engine, hotpot, "test", using="bm25")
+    settings = CrossTrainSettings(base=str(tiny_cross), negatives=3, groups_per_step=2, epochs=10, max_steps=4,
+                                  checkpoint_every=1, max_length=64)
+    whole = train_cross_encoder(groups, tmp_path / "whole", settings)
+
+    def killed_after_step_2(directory, step, *args):
+        save_checkpoint(directory, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    save_checkpoint = cross_train.save_checkpoint
+    monkeypatch.setattr(cross_train, "save_checkpoint", killed_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_cross_encoder(groups, tmp_path / "resumed", settings)
+    monkeypatch.undo()
+    assert not (tmp_path / "resumed").exists()
+    resumed = train_cross_encoder(groups, tmp_path / "resumed", settings)  # resumes from step 2
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in whole["history"]], abs=1e-4)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training.json", "loss.png"):
+        assert (tmp_path / "whole" / name).is_file()
+    pairs = [(groups[0].query, groups[0].positive), (groups[0].query, groups[0].negatives[0])]
+    a = load_cross_encoder(tmp_path / "whole").predict(pairs)
+    b = load_cross_encoder(tmp_path / "resumed").predict(pairs)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    hits = hotpot_engine.search(groups[0].query, k=3, using="bm25", rerank=f"cross(path={tmp_path / 'whole'},k=3)")
+    assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
+
+
+@pytest.fixture(scope="module")
+def trained_policy(tmp_path_factory, hotpot_engine, tiny_cross):
+    from retriever.rerank.rl_train import RLSettings, train_policy
+
+    out = tmp_path_factory.mktemp("policies") / "rl"
+    settings = RLSettings(using="bm25", candidates=12, limit=40, bc_epochs=3, rl_epochs=8, batch=16, group=8,
+                          lr=0.02, hidden=8, max_k=4, seed=3)
+    summary = train_policy(hotpot_engine.path, "hotpotqa-distractor", "dev", tiny_cross, out, settings)
+    return out, summary
+
+
+def test_short_rl_run_increases_reward_over_warm_start(trained_policy):
+    out, summary = trained_policy
+    history = json.loads((out / "policy.json").read_text())["training"]["history"]
+    warm = next(h for h in history if h["phase"] == "bc" and h["epoch"] == 3)
+    rl = [h for h in history if h["phase"] == "rl"]
+    assert rl[-1]["train_reward"] > warm["train_reward"]
+    assert rl[-1]["sampled_reward"] > rl[0]["sampled_reward"]
+    assert summary["questions"] == 40 and summary["episodes"] > 40
+    assert (out / "reward.png").is_file() and (out / "k.png").is_file()
+
+
+def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_engine, hotpot):
+    from retriever.agent import Agent
+
+    out, _ = trained_policy
+    spec = f"rl(path={out},max_k=3)"
+    question = next(iter(hotpot.split("test")[0].values())).text
+    hits = hotpot_engine.search(question, k=10, using="bm25", rerank=spec, candidates=12)
+    assert 1 <= len(hits) <= 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    captured = []
+    reranker = load_reranker(spec)
+    original = reranker.rerank
+
+    def spy(query, found, context=None):
+        captured.append(context)
+        return original(query, found, context)
+
+    reranker.rerank = spy
+    answer = Agent(hotpot_engine, None, using="bm25", rerank=reranker, candidates=12).ask(question)
+    assert 1 <= len(answer.trace.evidence) <= 3
+    assert captured and all(isinstance(c, RerankContext) and "bm25" in c.signals for c in captured)
+    assert answer.trace.config["rerank"] == spec
+
+
+def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_engine, hotpot):
+    from eval.rerank import evaluate_selection
+
+    out, _ = trained_policy
+    report = evaluate_selection(hotpot_engine, hotpot, "test", ["top(k=3)", f"rl(path={out})"], using="bm25",
+                                candidates=12, limit=4, out_dir=tmp_path)
+    assert set(report["results"]) == {"plain | top(k=3)", f"plain | rl(path={out})", "loop | top(k=3)",
+                                      f"loop | rl(path={out})"}
+    assert report["results"]["plain | top(k=3)"]["passed"] == 3.0
+    for values in report["results"].values():
+        assert 0.0 <= values["both_gold_passed"] <= 1.0 and not math.isnan(values["answer_in_passed"])
+    assert (tmp_path / "hotpotqa-distractor-test-selection.md").read_text().count("\n| ") == 5
