@@ -361,6 +361,52 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
     click.echo(f"JSON, Markdown and traces written to {out_dir}/")
 
 
+# --- learned sparse index (issue 3): training the document encoder, the comparison table ---
+@train.command("sparse")
+@click.argument("engine_dir", type=click.Path(file_okay=False))
+@click.option("--dataset", required=True, help="Dataset whose corpus (and qrels splits) to train on.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Checkpoints (best/, last/), training.json and curves.png go here; an existing run resumes.")
+@click.option("--regime", type=click.Choice(["label-free", "supervised"]), default="supervised", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any training setting (indexes.sparse.train.TrainSettings), e.g. steps=600; repeatable.")
+@data_dir_option
+def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> None:
+    """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes."""
+    from indexes.sparse.train import run_training
+
+    options = dict(item.split("=", 1) for item in overrides if "=" in item)
+    if len(options) != len(overrides):
+        raise click.UsageError("--set takes KEY=VALUE")
+    report = run_training(engine_dir, dataset, out_dir, {"regime": regime, **options}, data_dir)
+    best = max((e for e in report["evaluations"] if e.get("saved")), key=lambda e: e["step"], default=None)
+    click.echo(json.dumps({"best": best, "baseline": report["evaluations"][0] if report["evaluations"] else None,
+                           "train_seconds": round(report["train_seconds"], 1)}, indent=2))
+    click.echo(f"model: {Path(out_dir) / 'best'}; curves: {Path(out_dir) / 'curves.png'}")
+
+
+@eval_group.command("sparse")
+@click.argument("engine_dir", type=click.Path(file_okay=False))
+@click.option("--dataset", required=True, help="Dataset name or directory in BEIR layout.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--model", "models", multiple=True, metavar="LABEL=DIR",
+              help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
+@click.option("--settings", default="", help="Extra sparse index settings for every sparse index, e.g. max_length=256.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
+@data_dir_option
+def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir) -> None:
+    """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size."""
+    from eval.sparse import compare, markdown
+
+    pairs = dict(item.split("=", 1) for item in models if "=" in item)
+    if len(pairs) != len(models):
+        raise click.UsageError("--model takes LABEL=DIR")
+    data = _dataset(dataset, data_dir, False)
+    rows = compare(engine_dir, data, pairs, out_dir, split, settings)
+    click.echo(markdown(data.name, split, rows))
+    click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+
+
 # --- reranking (issue 6): the cross-encoder, the RL policy, reranked evaluations ---
 @train.command("reranker")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

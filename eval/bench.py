@@ -92,12 +92,13 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
         index.search(queries, 10)
         batch_seconds = time.perf_counter() - started
         size = dir_size(index.directory)
+        extras = index.benchmark_extras(queries) if hasattr(index, "benchmark_extras") else {}
         index.close()
     return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
             "build_docs_per_s": len(corpus) / build_seconds,
             "p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
             "batch_qps": len(queries) / batch_seconds, "size_mb": size / 2**20,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "extras": extras}
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -105,9 +106,11 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     columns = [("build_docs_per_s", "build docs/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
                ("p95_ms", "p95 ms", "{:.2f}"), ("batch_qps", "batch QPS", "{:.0f}"),
                ("size_mb", "size MB", "{:.1f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
-    lines = ["| system | " + " | ".join(title for _, title, _ in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    notes = any(row.get("extras") for row in rows)  # kind-specific figures, e.g. recall against exact search
+    lines = ["| system | " + " | ".join(title for _, title, _ in columns) + " |" + (" notes |" if notes else ""),
+             "|---|" + "---:|" * len(columns) + ("---|" if notes else "")]
     for row in rows:
         cells = [f"{fmt.format(row[key])} ({row['ratios'][key]:.2f}×)" for key, _, fmt in columns]
-        lines.append(f"| `{row['system']}` | " + " | ".join(cells) + " |")
+        extra = [", ".join(f"{k} {v}" for k, v in row.get("extras", {}).items())] if notes else []
+        lines.append(f"| `{row['system']}` | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines) + "\n"

@@ -39,8 +39,8 @@ Query = tuple[np.ndarray, np.ndarray]
 QUERY_SCALE = 100
 LUCENE_DIR = "lucene"
 SEISMIC_STEM = "seismic"
-SEISMIC_BUILD = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.4, "doc_cut": 15}
-SEISMIC_SEARCH = {"query_cut": 20, "heap_factor": 0.9}
+SEISMIC_BUILD = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.6, "doc_cut": 15}
+SEISMIC_SEARCH = {"query_cut": 20, "heap_factor": 0.7}
 
 
 class ExactBackend:

@@ -8,7 +8,8 @@ the activation applied once per vocabulary entry, which avoids a pass over the
 ``tokens x vocabulary`` tensor.
 
 The MLM head's last linear layer (``model.get_output_embeddings()``) is applied by
-this module to the packed non-special tokens only, so padding costs nothing.
+this module, a few documents at a time, so the ``tokens x vocabulary`` logits of a
+whole batch never sit in memory together.
 
 Example:
     >>> encoder = DocEncoder.load("../shared/models/splade-tiny-msmarco", max_length=256)
@@ -32,7 +33,7 @@ from retriever.models import resolve_model
 from retriever.progress import progress
 
 DEFAULT_MODEL = "../shared/models/splade-tiny-msmarco"
-_TOKENS_PER_CHUNK = 4096
+_TOKENS_PER_CHUNK = 2048
 
 
 def resolve_sparse_model(name: str) -> str:
@@ -122,26 +123,15 @@ class DocEncoder:
                 bar.update(len(chunk))
         return SparseVectors.from_rows(ids, rows, self.vocab_size)
 
-    def weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``batch_size x vocabulary`` SPLADE weights (differentiable when grad is enabled)."""
-        maxima, _ = self.max_logits(self.features(batch), batch["keep"])
-        return torch.log1p(torch.relu(maxima))
+    def weights(self, batch: dict[str, torch.Tensor], terms: torch.Tensor | None = None) -> torch.Tensor:
+        """SPLADE weights, ``batch x vocabulary`` (or ``batch x len(terms)``); differentiable under grad.
 
-    def training_weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The same weights as :meth:`weights`, differentiable, computed only where they are non-zero.
-
-        The max over tokens passes its gradient to one token per (document, term), and
-        ``relu`` none where the max is <= 0; so the logits of those winning tokens alone
-        are recomputed with gradient, instead of back-propagating through the
-        ``tokens x vocabulary`` tensor.
+        Training asks for few columns: the ranking loss reads only the batch's query
+        terms and the sparsity penalty can be estimated on a sample of the others;
+        projecting onto those columns rather than the whole vocabulary is what makes
+        a training step affordable on a CPU.
         """
-        features = self.features(batch)
-        with torch.no_grad():
-            maxima, argmax = self.max_logits(features.detach(), batch["keep"], with_positions=True)
-        docs, terms = (maxima > 0).nonzero(as_tuple=True)
-        head = self.model.get_output_embeddings()
-        logits = (features[docs, argmax[docs, terms]] * head.weight[terms]).sum(-1) + head.bias[terms]
-        return features.new_zeros(maxima.shape).index_put((docs, terms), torch.log1p(torch.relu(logits)))
+        return torch.log1p(torch.relu(self.max_logits(self.features(batch), batch["keep"], terms)))
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states entering the MLM head's output layer, ``batch x tokens x hidden``."""
@@ -149,32 +139,19 @@ class DocEncoder:
         with _identity_output_layer(self.model):
             return self.model(**inputs).logits
 
-    def max_logits(self, features: torch.Tensor, keep: torch.Tensor,
-                   with_positions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per document and vocabulary entry, the max logit over kept tokens (and, if asked, its position).
+    def max_logits(self, features: torch.Tensor, keep: torch.Tensor, terms: torch.Tensor | None = None) -> torch.Tensor:
+        """Per document and vocabulary entry (all, or ``terms``), the max logit over kept tokens.
 
         Documents with no kept token get ``-inf`` (weight 0 after the activation).
         """
         head = self.model.get_output_embeddings()
-        counts = keep.sum(1).tolist()
-        packed, positions = features[keep], keep.nonzero()[:, 1]
-        maxima = features.new_full((len(counts), self.vocab_size), float("-inf"))
-        argmax = torch.zeros((len(counts), self.vocab_size), dtype=torch.long) if with_positions else None
-        start = 0
-        for first, last in _chunks(counts, _TOKENS_PER_CHUNK):
-            end = start + sum(counts[first:last])
-            logits = torch.nn.functional.linear(packed[start:end], head.weight, head.bias)
-            offset = 0
-            for doc in range(first, last):
-                rows = logits[offset:offset + counts[doc]]
-                if counts[doc] and argmax is not None:
-                    maxima[doc], where = rows.max(0)
-                    argmax[doc] = positions[start + offset + where]
-                elif counts[doc]:
-                    maxima[doc] = rows.amax(0)
-                offset += counts[doc]
-            start = end
-        return maxima, argmax
+        weight, bias = (head.weight, head.bias) if terms is None else (head.weight[terms], head.bias[terms])
+        step = max(1, _TOKENS_PER_CHUNK // max(features.shape[1], 1))
+        maxima = []
+        for start in range(0, features.shape[0], step):
+            logits = torch.nn.functional.linear(features[start:start + step], weight, bias)
+            maxima.append(logits.masked_fill(~keep[start:start + step, :, None], float("-inf")).amax(1))
+        return torch.cat(maxima)
 
     def prune(self, weights: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Each row's non-zero ``(terms, weights)`` after threshold and top-k pruning."""
@@ -189,18 +166,6 @@ class DocEncoder:
         terms, weights = row
         order = np.argsort(-weights)[:top]
         return [(self.tokenizer.convert_ids_to_tokens(int(terms[i])), float(weights[i])) for i in order]
-
-
-def _chunks(counts: list[int], budget: int) -> Iterator[tuple[int, int]]:
-    """Consecutive document ranges whose token counts sum to about ``budget`` (at least one document)."""
-    first, total = 0, 0
-    for doc, count in enumerate(counts):
-        if doc > first and total + count > budget:
-            yield first, doc
-            first, total = doc, 0
-        total += count
-    if first < len(counts):
-        yield first, len(counts)
 
 
 @contextmanager
