@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= work/nfcorpus
 
-.PHONY: install demo test check bench clean
+.PHONY: install llm demo test check bench clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# The optional language-model extra for `retriever ask` / `eval multihop`: llama.cpp built
+# without its AMX kernels (they crash inside some VMs that report AMX), and a small GGUF model.
+LLM ?= qwen2.5-coder-1.5b-instruct
+llm: install
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" \
+		$(BIN)/pip install --quiet -e '.[llm]'
+	../shared/bin/fetch-llm $(LLM)
 
 demo: install
 	$(BIN)/retriever index build $(DEMO) --dataset nfcorpus --kinds bm25,dense
