@@ -157,3 +157,13 @@ def test_multihop_evaluation_resumes_from_the_lm_cache(hotpot_engine, hotpot, ti
         assert again.results[system]["seconds"] == pytest.approx(means["seconds"], abs=0.5)  # retrieval re-timed
     lines = (tmp_path / "run" / "lm-cache.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(line)["key"] for line in lines})  # nothing was generated twice
+
+
+def test_replies_are_parsed_into_one_action():
+    from retriever.agent.prompts import Decision, clean_answer, parse_decision
+
+    assert parse_decision("SEARCH: <director of Kiss and Tell>\nmore") == Decision("search", "director of Kiss and Tell")
+    assert parse_decision("ANSWER: <Paris>.") == Decision("answer", "Paris")
+    assert parse_decision("SEARCH: <>").action == "answer"  # an empty query is no search
+    assert parse_decision("") == Decision("answer", "")
+    assert clean_answer('"The 7 Habits of Highly Effective Teens".') == "The 7 Habits of Highly Effective Teens"
