@@ -32,7 +32,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "span_words": (int, 32, "words per span and in the leading passage"),
     "pseudo_queries": (int, 5, "keyword pseudo-queries per document"),
     "queries": (str, "", "real training queries 'dataset:split' (e.g. nfcorpus:train); '' for none"),
-    "epochs": (int, 30, "training epochs"),
+    "epochs": (int, 8, "training epochs"),
     "batch_size": (int, 256, "examples per step"),
     "lr": (float, 1e-3, "peak learning rate"),
     "seed": (int, 0, "seed for ids, examples, initialisation and shuffling"),
