@@ -67,7 +67,7 @@ class CrossTrainSettings:
         pointwise: weight of the pointwise binary cross-entropy.
         seed: seeds the head's initialisation, the group order and dropout.
         checkpoint_every: steps between checkpoints.
-        threads: torch CPU threads.
+        threads: torch CPU threads (a runtime knob: a run may resume with another value).
     """
 
     base: str = BASE_MODEL
@@ -86,7 +86,7 @@ class CrossTrainSettings:
     pointwise: float = 0.5
     seed: int = 13
     checkpoint_every: int = 50
-    threads: int = 2
+    threads: int = 1
 
 
 def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: CrossTrainSettings = CrossTrainSettings(),
@@ -117,7 +117,7 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
     total = min(per_epoch * settings.epochs, settings.max_steps or per_epoch * settings.epochs)
     checkpoints = out.parent / f"{out.name}.train"
     resumed = load_checkpoint(checkpoints, network, optimizer)
-    if resumed and resumed["settings"] != asdict(settings):
+    if resumed and _without_threads(resumed["settings"]) != _without_threads(asdict(settings)):
         raise InputError(f"{checkpoints} holds a run with other settings ({resumed['settings']}); "
                          "delete it to start over")
     history: list[dict] = resumed["history"] if resumed else []
@@ -158,6 +158,10 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
         write_json_atomic(tmp / "training.json", summary)
         _plot(tmp / "loss.png", history)
     return summary
+
+
+def _without_threads(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "threads"}
 
 
 def _by_source(groups: Sequence[Group]) -> list[list[Group]]:

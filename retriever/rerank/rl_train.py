@@ -85,7 +85,7 @@ class RLSettings:
     answer: float = 0.5
     cost: float = 0.1
     seed: int = 7
-    threads: int = 2
+    threads: int = 1
 
 
 def reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
