@@ -32,7 +32,6 @@ QUERIES = ["statins and breast cancer", "vitamin D and bone health", "fish oil a
 
 @pytest.fixture(scope="session")
 def encoder():
-    torch.set_num_threads(2)
     return DocEncoder.load(MODEL, max_length=128)
 
 
@@ -79,6 +78,24 @@ def test_weights_of_a_column_subset_have_the_same_values_and_gradient(encoder, n
     assert (results[0][0][0, :3] > 0).all()
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def test_dev_evaluation_on_query_terms_equals_a_full_encoding(slice_engine, nfcorpus_slice):
+    """Training's dev evaluation encodes only the dev queries' terms: same rankings as whole vectors."""
+    from eval.datasets import load_dataset
+    from eval.metrics import aggregate
+    from indexes.sparse.backends import ExactBackend
+    from indexes.sparse.evaluation import MEASURES, DevSet
+    from indexes.sparse.index import encode_corpus
+
+    short = DocEncoder.load(MODEL, max_length=64)
+    dev = DevSet.build(short, slice_engine.corpus, load_dataset(str(nfcorpus_slice)), "test", max_length=64)
+    restricted = dev.evaluate(short)
+    full = encode_corpus(short, slice_engine.corpus.iter_batches(1000))
+    rankings = ExactBackend(full).search([dev.query_encoder.encode_query(t) for t in dev.queries.values()], 100)
+    expected = aggregate(dev.qrels, dict(zip(dev.queries, rankings)), MEASURES)
+    assert restricted["nDCG@10"] == round(expected["nDCG@10"], 4) and restricted["R@100"] == round(expected["R@100"], 4)
+    assert abs(restricted["nnz"] - full.nnz_per_doc.mean()) < 0.15 * full.nnz_per_doc.mean()
 
 
 def test_pruning_keeps_the_heaviest_terms(nfcorpus):
@@ -260,3 +277,14 @@ def test_short_training_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp
     resumed = train_sparse(slice_engine, nfcorpus, tmp_path / "run", TrainSettings(**{**vars(settings), "steps": 10}))
     assert [s["step"] for s in resumed["steps"]] == list(range(1, 11))
     assert resumed["steps"][:8] == report["steps"]
+
+
+def test_training_settings_from_strings():
+    from indexes.sparse.train import TrainSettings
+
+    settings = TrainSettings.from_options({"steps": "20", "eval_start": "false", "scale_lr": "0.05"})
+    assert (settings.steps, settings.eval_start, settings.scale_lr) == (20, False, 0.05)
+    with pytest.raises(SpecError, match="not a boolean"):
+        TrainSettings.from_options({"eval_start": "maybe"})
+    with pytest.raises(SpecError, match="unknown setting"):
+        TrainSettings.from_options({"learning_rate": "1e-4"})

@@ -99,10 +99,13 @@ class DocEncoder:
         return {**batch, "keep": keep}
 
     def encode_document(self, texts: Sequence[str], ids: Sequence[str] | None = None,
-                        batch_size: int = 32) -> SparseVectors:
+                        batch_size: int = 32, terms: np.ndarray | None = None) -> SparseVectors:
         """Encode documents (title + text strings) into sparse vectors, in input order.
 
         Documents are sorted by length and batched so that little padding is computed.
+        With ``terms`` (sorted vocabulary ids), only those entries of each vector are
+        computed (the others are left out): exact for queries made of those terms, and
+        much cheaper than the whole vocabulary (dev evaluation during training).
 
         Raises:
             InputError: a document with no text (naming it).
@@ -113,13 +116,14 @@ class DocEncoder:
                 raise InputError(f"document {doc_id!r} has no text to encode")
         lengths = [len(e) for e in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
         order = np.argsort(lengths, kind="stable")
+        columns = None if terms is None else torch.from_numpy(np.asarray(terms, dtype=np.int64))
         rows: list[tuple[np.ndarray, np.ndarray]] = [None] * len(texts)  # type: ignore[list-item]
         with torch.inference_mode(), progress(total=len(texts), desc="encoding documents", unit="doc") as bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                weights = self.weights(self.tokenize([texts[i] for i in chunk]))
-                for i, row in zip(chunk, self.prune(weights)):
-                    rows[i] = row
+                weights = self.weights(self.tokenize([texts[i] for i in chunk]), columns)
+                for i, (picked, values) in zip(chunk, self.prune(weights)):
+                    rows[i] = (picked if terms is None else np.asarray(terms, dtype=np.int32)[picked], values)
                 bar.update(len(chunk))
         return SparseVectors.from_rows(ids, rows, self.vocab_size)
 

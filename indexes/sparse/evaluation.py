@@ -1,4 +1,12 @@
-"""Dev-set tracking during training (nDCG@10 and sparsity after a full re-encode) and the training curves."""
+"""Dev-set tracking during training (nDCG@10 and sparsity of the re-encoded corpus) and the training curves.
+
+The score of an inference-free query reads only the document weights of its own
+terms, so the corpus is re-encoded on the union of the dev queries' terms alone:
+the dev ranking is exactly the one of a full index built with the same encoder
+(``max_length``), at a fraction of the cost of the whole-vocabulary MLM head
+(~10x less on NFCorpus). The average number of non-zeros per document is
+estimated from a fixed uniform sample of the other vocabulary entries.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from eval.metrics import aggregate, parse_measures
@@ -21,34 +30,49 @@ MEASURES = parse_measures(["nDCG@10", "R@100"])
 
 @dataclass
 class DevSet:
-    """The corpus, its IDF query encoder, and the dev queries and qrels (if the dataset has that split)."""
+    """The corpus, its IDF query encoder, and the dev queries and qrels (if the dataset has that split).
+
+    ``max_length`` is the document length the evaluation encodes with (the index's,
+    whatever length training uses); ``sample`` vocabulary entries besides the query
+    terms are encoded to estimate non-zeros per document.
+    """
 
     corpus: Corpus
     query_encoder: QueryEncoder
     queries: dict[str, str] = field(default_factory=dict)
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    max_length: int = 256
+    sample: int = 4096
 
     @property
     def available(self) -> bool:
         return bool(self.qrels)
 
     @classmethod
-    def build(cls, encoder: DocEncoder, corpus: Corpus, dataset, split: str) -> "DevSet":
+    def build(cls, encoder: DocEncoder, corpus: Corpus, dataset, split: str, max_length: int = 256) -> "DevSet":
         tokenizer = Tokenizer.from_str(encoder.tokenizer.backend_tokenizer.to_str())
         query_encoder = QueryEncoder.count(tokenizer, (d.contents for d in corpus), encoder.special_ids)
         if split not in dataset.qrels:
-            return cls(corpus, query_encoder)
+            return cls(corpus, query_encoder, max_length=max_length)
         queries, qrels = dataset.split(split)
-        return cls(corpus, query_encoder, {qid: q.text for qid, q in queries.items()}, qrels)
+        return cls(corpus, query_encoder, {qid: q.text for qid, q in queries.items()}, qrels, max_length)
 
     def evaluate(self, encoder: DocEncoder) -> dict[str, Any]:
-        """Re-encode the corpus with ``encoder`` and score the dev queries exactly (brute force)."""
+        """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force)."""
         started = time.perf_counter()
-        vectors = encode_corpus(encoder, self.corpus.iter_batches(ENCODE_CHUNK))
-        rankings = ExactBackend(vectors).search([self.query_encoder.encode_query(t) for t in self.queries.values()],
-                                                100)
+        queries = [self.query_encoder.encode_query(t) for t in self.queries.values()]
+        query_terms = np.unique(np.concatenate([terms for terms, _ in queries] + [np.zeros(0, np.int32)]))
+        others = np.setdiff1d(np.arange(self.query_encoder.vocab_size), [*query_terms, *self.query_encoder.special_ids])
+        sample = np.random.default_rng(0).choice(others, min(self.sample, len(others)), replace=False)
+        terms = np.union1d(query_terms, sample).astype(np.int64)
+        reader = DocEncoder(encoder.model, encoder.tokenizer, self.max_length, encoder.top_k, encoder.threshold)
+        vectors = encode_corpus(reader, self.corpus.iter_batches(ENCODE_CHUNK), terms)
+        rankings = ExactBackend(vectors).search(queries, 100)
         metrics = aggregate(self.qrels, dict(zip(self.queries, rankings)), MEASURES)
-        return {**{k: round(v, 4) for k, v in metrics.items()}, "nnz": round(float(vectors.nnz_per_doc.mean()), 1),
+        matrix = vectors.matrix().tocsc()
+        rescale = len(others) / max(len(sample), 1)
+        nnz = matrix[:, query_terms].getnnz(1) + matrix[:, np.sort(sample)].getnnz(1) * rescale
+        return {**{k: round(v, 4) for k, v in metrics.items()}, "nnz": round(float(nnz.mean()), 1),
                 "seconds": round(time.perf_counter() - started, 1)}
 
 

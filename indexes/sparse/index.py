@@ -141,9 +141,10 @@ def load_encoder(settings: dict[str, Any]) -> DocEncoder:
                            threshold=settings["threshold"])
 
 
-def encode_corpus(encoder: DocEncoder, batches) -> SparseVectors:
-    """Encode batches of documents (title + text) into one set of vectors."""
-    parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch]) for batch in batches]
+def encode_corpus(encoder: DocEncoder, batches, terms=None) -> SparseVectors:
+    """Encode batches of documents (title + text) into one set of vectors (restricted to ``terms`` if given)."""
+    parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch], terms=terms)
+             for batch in batches]
     vectors = parts[0]
     for part in parts[1:]:
         vectors = vectors.concat(part)
