@@ -167,3 +167,5 @@ def test_replies_are_parsed_into_one_action():
     assert parse_decision("SEARCH: <>").action == "answer"  # an empty query is no search
     assert parse_decision("") == Decision("answer", "")
     assert clean_answer('"The 7 Habits of Highly Effective Teens".') == "The 7 Habits of Highly Effective Teens"
+    assert clean_answer("<answer>Coronation Street</answer>") == "Coronation Street"  # qwen 0.5B's habit
+    assert parse_decision("ANSWER: <answer>Volvo S70</answer>") == Decision("answer", "Volvo S70")

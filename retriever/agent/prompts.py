@@ -9,6 +9,7 @@ not the model, owns every budget, so no reply can buy more hops or tokens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -80,6 +81,14 @@ def clean_answer(reply: str) -> str:
     return _unwrap(line)
 
 
+_TAGGED = re.compile(r"<\s*(\w+)\s*>(.*?)<\s*/\s*\1\s*>", re.S)
+
+
 def _unwrap(text: str) -> str:
-    """``text`` without surrounding quotes, emphasis, placeholder brackets or a final period."""
+    """``text`` without a surrounding ``<tag>...</tag>`` pair, quotes, emphasis, placeholder brackets
+    or a final period."""
+    text = text.strip()
+    tagged = _TAGGED.fullmatch(text)
+    if tagged:
+        text = tagged.group(2)
     return text.strip().rstrip(".").strip().strip("\"'`*<>").strip()
