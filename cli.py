@@ -219,16 +219,20 @@ def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> N
 @click.option("--holdout", default=0.2, show_default=True, help="Share of documents added later.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--sam-rho", default=0.0, show_default=True, help="Also run DSI++ with SAM at this radius.")
+@click.option("--variant", "variants", multiple=True,
+              help="Also run DSI++ with these continual settings, e.g. 'replay=4,add_epochs=5'; repeatable.")
 @click.option("--work", "work_dir", type=click.Path(file_okay=False), default="work/generative/continual",
               show_default=True, help="Where corpora and indexes are built (reused by a rerun).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
 @data_dir_option
-def eval_continual(dataset, spec, train_queries, holdout, seed, sam_rho, work_dir, out_dir, data_dir) -> None:
+def eval_continual(dataset, spec, train_queries, holdout, seed, sam_rho, variants, work_dir, out_dir,
+                   data_dir) -> None:
     """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild."""
     from eval.continual import markdown, run_continual, settings_from_spec
 
     payload = run_continual(dataset, Path(work_dir), Path(out_dir), settings_from_spec(spec), train_queries,
-                            holdout, seed, sam_rho=sam_rho, data_dir=data_dir)
+                            holdout, seed, sam_rho=sam_rho,
+                            variants={v: settings_from_spec(f"generative({v})") for v in variants}, data_dir=data_dir)
     click.echo(markdown(payload))
     click.echo(f"JSON and Markdown written to {out_dir}/")
 

@@ -8,6 +8,7 @@ new documents are added in each way being compared:
 * ``dsi++``: the index's own continual indexing (new-document examples plus
   replayed pseudo-queries of old documents), as ``engine.add`` runs it;
 * ``dsi++ sam``: the same with sharpness-aware minimization (if ``sam_rho`` > 0);
+* ``dsi++ <settings>``: the same with other continual settings (``variants``);
 * ``naive``: fine-tuning on the new documents only (``replay=0``);
 * ``rebuild``: training from scratch over all documents with the same data.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,8 @@ MEASURES = ("nDCG@10", "Success@10")
 
 def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: dict[str, str] | None = None,
                   train_queries: str = "", holdout: float = 0.2, seed: int = 0, split: str = "test",
-                  sam_rho: float = 0.0, data_dir: str | None = None) -> dict[str, Any]:
+                  sam_rho: float = 0.0, variants: dict[str, dict[str, str]] | None = None,
+                  data_dir: str | None = None) -> dict[str, Any]:
     """Run the experiment (reusing whatever a previous run left in ``work_dir``) and write JSON + Markdown.
 
     Args:
@@ -55,9 +58,11 @@ def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: di
         seed: seeds the holdout draw.
         split: the evaluation split.
         sam_rho: also run DSI++ with SAM at this radius (0: skip).
+        variants: more DSI++ runs, label -> continual settings (e.g. ``{"replay=4": {"replay": "4"}}``).
         data_dir: a data root to look in first.
     """
     dataset = load_dataset(dataset_name, data_dir=data_dir)
+    extra = dict(variants or {})
     docs = [doc for doc, _, _ in dataset.documents()]
     ids = sorted(doc.doc_id for doc in docs)
     random.Random(seed).shuffle(ids)
@@ -84,11 +89,12 @@ def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: di
             grown = _built(work_dir / "bm25-all", lambda: extend_index(base, new_docs, all_corpus, work_dir / "bm25-all"))
             rows.append(_row(f"{name}: after adding", _measure(grown, queries, subsets), grown, before))
             continue
-        variants = {"dsi++": {}, "naive": {"replay": 0.0}}
+        variants: dict[str, dict[str, Any]] = {"dsi++": {}, "naive": {"replay": 0.0}}
         if sam_rho > 0:
             variants["dsi++ sam"] = {"sam_rho": sam_rho}
+        variants.update({f"dsi++ {label}": overrides for label, overrides in extra.items()})
         for variant, overrides in variants.items():
-            target = work_dir / f"generative-{variant.replace(' ', '-').replace('+', 'p')}"
+            target = work_dir / f"generative-{re.sub(r'[^A-Za-z0-9.=_-]+', '-', variant.replace('+', 'p'))}"
             grown = _built(target, lambda: extend_index(base.with_continual(**overrides), new_docs, all_corpus, target))
             rows.append(_row(f"{name}: add, {variant}", _measure(grown, queries, subsets), grown, before))
         rebuilt = _built(work_dir / "generative-rebuild",
