@@ -62,7 +62,6 @@ def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: di
         data_dir: a data root to look in first.
     """
     dataset = load_dataset(dataset_name, data_dir=data_dir)
-    extra = dict(variants or {})
     docs = [doc for doc, _, _ in dataset.documents()]
     ids = sorted(doc.doc_id for doc in docs)
     random.Random(seed).shuffle(ids)
@@ -89,11 +88,11 @@ def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: di
             grown = _built(work_dir / "bm25-all", lambda: extend_index(base, new_docs, all_corpus, work_dir / "bm25-all"))
             rows.append(_row(f"{name}: after adding", _measure(grown, queries, subsets), grown, before))
             continue
-        variants: dict[str, dict[str, Any]] = {"dsi++": {}, "naive": {"replay": 0.0}}
+        runs: dict[str, dict[str, Any]] = {"dsi++": {}, "naive": {"replay": 0.0}}
         if sam_rho > 0:
-            variants["dsi++ sam"] = {"sam_rho": sam_rho}
-        variants.update({f"dsi++ {label}": overrides for label, overrides in extra.items()})
-        for variant, overrides in variants.items():
+            runs["dsi++ sam"] = {"sam_rho": sam_rho}
+        runs.update({f"dsi++ {label}": overrides for label, overrides in (variants or {}).items()})
+        for variant, overrides in runs.items():
             target = work_dir / f"generative-{re.sub(r'[^A-Za-z0-9.=_-]+', '-', variant.replace('+', 'p'))}"
             grown = _built(target, lambda: extend_index(base.with_continual(**overrides), new_docs, all_corpus, target))
             rows.append(_row(f"{name}: add, {variant}", _measure(grown, queries, subsets), grown, before))

@@ -117,13 +117,14 @@ class DocEncoder:
         lengths = [len(e) for e in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
         order = np.argsort(lengths, kind="stable")
         columns = None if terms is None else torch.from_numpy(np.asarray(terms, dtype=np.int64))
+        term_ids = None if terms is None else np.asarray(terms, dtype=np.int32)
         rows: list[tuple[np.ndarray, np.ndarray]] = [None] * len(texts)  # type: ignore[list-item]
         with torch.inference_mode(), progress(total=len(texts), desc="encoding documents", unit="doc") as bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 weights = self.weights(self.tokenize([texts[i] for i in chunk]), columns)
                 for i, (picked, values) in zip(chunk, self.prune(weights)):
-                    rows[i] = (picked if terms is None else np.asarray(terms, dtype=np.int32)[picked], values)
+                    rows[i] = (picked if term_ids is None else term_ids[picked], values)
                 bar.update(len(chunk))
         return SparseVectors.from_rows(ids, rows, self.vocab_size)
 
