@@ -153,11 +153,18 @@ def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, ho
     from retriever.rerank import cross_train
     from retriever.rerank.cross_data import mine_groups
     from retriever.rerank.cross_train import CrossTrainSettings, train_cross_encoder
-    from retriever.rerank.scores import load_cross_encoder
+    from retriever.rerank.scores import load_cross_encoder, passage
 
     small = dataclasses.replace(hotpot, qrels={"tiny": dict(list(hotpot.split("dev")[1].items())[:3])})
     groups = mine_groups(hotpot_engine, small, "tiny", negatives=3, positives=2, depth=10, using="bm25")
-    assert len(groups) == 6 and all(len(g.negatives) == 3 for g in groups)
+    queries, qrels = small.split("tiny")
+    pools = {}
+    for qid in qrels:
+        top = [d for d, _ in hotpot_engine.rankings([queries[qid].text], k=10, using="bm25")[0]]
+        docs = {d.doc_id: d for d in hotpot_engine.corpus.get_many(top)}
+        pools[queries[qid].text] = {passage(docs[d].title, docs[d].text) for d in top if qrels[qid].get(d, 0) > 0}
+    assert len(groups) == sum(min(2, len(pool)) for pool in pools.values()) > 0
+    assert all(len(g.negatives) == 3 and g.positive in pools[g.query] for g in groups)
     with pytest.raises(InputError, match="never trained on a test split"):
         mine_groups(hotpot_engine, hotpot, "test", using="bm25")
     settings = CrossTrainSettings(base=str(tiny_cross), negatives=3, groups_per_step=2, epochs=10, max_steps=4,
