@@ -149,6 +149,22 @@ def test_spec_parsing_and_clear_errors(tmp_path, tiny_cross):
         load_reranker("monot5(k=3)")
 
 
+def test_cross_encoder_judges_passages_against_the_question(tiny_cross):
+    from retriever.engine import Hit
+
+    question = "Which country is the director of Kiss and Tell from?"
+    hits = [Hit(f"d{i}", 0.0, title, text) for i, (title, text) in enumerate([
+        ("Kiss and Tell (1945 film)", "Kiss and Tell is a 1945 comedy film directed by Richard Wallace."),
+        ("Richard Wallace (director)", "Richard Wallace was an American film director."),
+        ("Tell Me Why", "Tell Me Why is a song."), ("Country music", "Country is a genre of music.")])]
+    reranker = load_reranker(f"cross(path={tiny_cross},k=4)")
+    by_question = [h.doc_id for h in reranker.rerank(question, hits)]
+    later_hop = reranker.rerank("Richard Wallace nationality", hits, RerankContext(question=question, hop=1))
+    assert [h.doc_id for h in later_hop] == by_question
+    assert [h.score for h in later_hop] == [h.score for h in reranker.rerank(question, hits)]
+    assert reranker.scores("Richard Wallace nationality", hits).tolist() != reranker.scores(question, hits).tolist()
+
+
 def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, hotpot_engine, hotpot, monkeypatch):
     from retriever.rerank import cross_train
     from retriever.rerank.cross_data import mine_groups

@@ -14,6 +14,11 @@ with reinforcement learning that chooses the order and how many to pass
 ``name -> "module:Class"``; each class takes the spec's key=value settings as
 keyword arguments.
 
+Relevance is judged against the question a passage must help answer
+(:func:`judged_text`): in a later hop of the loop the query is a sub-question
+("who directed X?") that found the candidates, and a cross-encoder reading it
+instead of the question drops the evidence of the earlier hops.
+
 A reranker that sets the attribute ``wants_signals = True`` also receives, in
 :attr:`RerankContext.signals`, each index's own ranking of the hop's query (an
 opt-in: the caller runs one extra search per index for it).
@@ -52,6 +57,11 @@ class RerankContext:
     hop: int = 0
     kept: Sequence["Hit"] = field(default_factory=tuple)
     signals: Signals = field(default_factory=dict)
+
+
+def judged_text(query: str, context: RerankContext | None) -> str:
+    """What a passage's relevance is judged against: the context's question, else the query."""
+    return context.question if context is not None and context.question else query
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from retriever.errors import SpecError
-from retriever.rerank.base import RerankContext
+from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.scores import CrossScorer
 from retriever.specs import Spec
 
@@ -62,7 +62,7 @@ class CrossReranker:
     def rerank(self, query: str, hits: Sequence["Hit"], context: RerankContext | None = None) -> list["Hit"]:
         if not hits:
             return []
-        scores = self.scores(query, hits)
+        scores = self.scores(judged_text(query, context), hits)
         order = np.argsort(-scores, kind="stable")[: self.k]
         return [replace(hits[i], score=float(scores[i])) for i in order]
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from retriever.errors import InputError
 from retriever.progress import progress
-from retriever.rerank.base import RerankContext, Reranker, index_signals, load_reranker
+from retriever.rerank.base import RerankContext, Reranker, index_signals, judged_text, load_reranker
 from retriever.rerank.features import Candidates, candidates
 from retriever.rerank.scores import CrossScorer
 
@@ -138,7 +138,7 @@ def episodes(engine: "Engine", dataset, split: str, calls: Sequence[Call], score
         context = RerankContext(call.question, call.hop, tuple(kept),
                                 {name: {d: (int(r), float(s)) for d, (r, s) in run.items()}
                                  for name, run in call.signals.items()})
-        logits = scorer.score(call.query, [(h.title, h.text) for h in hits], call.doc_ids)
+        logits = scorer.score(judged_text(call.query, context), [(h.title, h.text) for h in hits], call.doc_ids)
         gold_ids = {d for d, s in qrels[call.question_id].items() if s > 0}
         answer = str(dataset.queries[call.question_id].metadata.get("answer", "")).strip().lower()
         has_answer = bool(answer) and answer not in YES_NO

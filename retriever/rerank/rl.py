@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from retriever.errors import SpecError
-from retriever.rerank.base import RerankContext
+from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.features import candidates
 from retriever.rerank.policy import Policy
 from retriever.rerank.scores import CrossScorer
@@ -53,7 +53,8 @@ class PolicyReranker:
         if not hits:
             return []
         context = context or RerankContext(question=query)
-        logits = self.scorer.score(query, [(h.title, h.text) for h in hits], [h.doc_id for h in hits])
+        logits = self.scorer.score(judged_text(query, context), [(h.title, h.text) for h in hits],
+                                   [h.doc_id for h in hits])
         decision, scores = self.policy.decide(candidates(query, hits, context, logits, self.policy.config.indexes),
                                               self.max_k)
         return [replace(hits[i], score=float(scores[i])) for i in decision.order]
