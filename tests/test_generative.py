@@ -15,6 +15,7 @@ from indexes.generative import train as train_module
 from indexes.generative.decode import beam_search, sequence_logprobs
 from indexes.generative.docids import DocTree, Vocabulary, check_unique
 from indexes.generative.model import DecoderConfig, IdDecoder
+from indexes.generative.settings import parse_settings
 from indexes.generative.train import Targets, TrainSettings, train_decoder
 from indexes.generative.trie import IdTrie
 from retriever.corpus import Corpus, document_from_record
@@ -32,10 +33,17 @@ def clustered_vectors(n=300, dim=16, seed=0):
     return (centers[rng.integers(7, size=n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
 
 
-def tiny_model(vocab, depth, seed=0):
+def tiny_model(vocab, depth, seed=0, keys=None):
+    """A tiny decoder; ``keys=(node_keys, doc_keys)`` gives it edge keys (random head kept, so both terms count)."""
     torch.manual_seed(seed)
-    return IdDecoder(DecoderConfig(input_dim=16, vocab_size=vocab, max_depth=depth, d_model=16, heads=2,
-                                   ff_dim=32, layers=1, memory_slots=2)).eval()
+    nodes, docs = (len(keys[0]), len(keys[1])) if keys else (0, 0)
+    model = IdDecoder(DecoderConfig(input_dim=16, vocab_size=vocab, max_depth=depth, d_model=16, heads=2,
+                                    ff_dim=32, layers=1, memory_slots=2, key_nodes=nodes, key_docs=docs, key_scale=2.0))
+    if keys:
+        with torch.no_grad():
+            model.node_keys.copy_(keys[0])
+            model.doc_keys.copy_(keys[1])
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +95,19 @@ def test_place_keeps_old_ids_and_gives_unique_new_ones():
     assert all(path[:-1] in {p[:-1] for p in old} for path in new)  # placed into existing leaves
 
 
-@pytest.mark.parametrize("kind", ["semantic", "atomic"])
-def test_beam_search_valid_and_exact_against_brute_force(kind):
+@pytest.mark.parametrize("kind,keyed", [("semantic", False), ("atomic", False), ("semantic", True), ("atomic", True)])
+def test_beam_search_valid_and_exact_against_brute_force(kind, keyed):
     vectors = clustered_vectors(n=60)
     tree = DocTree.build(vectors, 3, 5, seed=1) if kind == "semantic" else DocTree.atomic(60)
     vocab = Vocabulary.for_paths(tree.paths)
     sequences = vocab.encode(tree.paths)
     trie = IdTrie(sequences, len(vocab))
-    model = tiny_model(len(vocab), trie.max_depth)
+    keys = (torch.randn(len(trie), 16), torch.from_numpy(vectors)) if keyed else None
+    model = tiny_model(len(vocab), trie.max_depth, keys=keys)
     targets = Targets.for_sequences(sequences, trie)
     queries = torch.from_numpy(clustered_vectors(n=5, seed=3))
     with torch.no_grad():
-        brute = torch.stack([sequence_logprobs(model, model.memory(q[None]).expand(60, -1, -1), targets.tokens,
+        brute = torch.stack([sequence_logprobs(model, q[None].expand(60, -1), targets.tokens,
                                                targets.nodes, targets.lengths, trie) for q in queries])
     assert torch.allclose(brute.exp().sum(dim=1), torch.ones(5), atol=1e-4)  # a distribution over valid ids
     exhaustive = beam_search(model, queries, trie, k=60, beam=60)
@@ -112,6 +121,34 @@ def test_beam_search_valid_and_exact_against_brute_force(kind):
         assert all(0 <= r < 60 and s == pytest.approx(float(brute[q, r]), abs=1e-4) for r, s in narrow[q])
         assert 3 <= len({r for r, _ in narrow[q]}) == len(narrow[q]) <= 10  # each kept prefix completes
         assert len({r for r, _ in as_wide_as_k[q]}) == 10 and as_wide_as_k[q][0][0] == rows[0]
+
+
+@pytest.mark.parametrize("kind", ["semantic", "atomic"])
+def test_tree_keys_make_the_untrained_model_rank_like_the_id_tree(kind):
+    """Edge keys start as centroids and document vectors: with the head zeroed, a document's own vector
+    finds it (atomic ids: exactly the dense ranking), and the scores are the keys' alone."""
+    from indexes.generative.index import _new_model
+
+    vectors = clustered_vectors(n=60)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    tree = DocTree.build(vectors, 3, 5, seed=1) if kind == "semantic" else DocTree.atomic(60)
+    vocab = Vocabulary.for_paths(tree.paths)
+    settings = parse_settings({"d_model": 16, "heads": 2, "ff_dim": 32, "layers": 1, "memory_slots": 2})
+    model = _new_model(settings, tree, vocab, vectors).eval()
+    trie = IdTrie(vocab.encode(tree.paths), len(vocab))
+    found = beam_search(model, torch.from_numpy(vectors), trie, k=60, beam=60)
+    if kind == "atomic":  # one softmax over all documents: exactly the dense ranking
+        dense = np.argsort(-(vectors @ vectors.T), axis=1, kind="stable")
+        assert [[r for r, _ in ranking] for ranking in found] == dense.tolist()
+        return
+    # semantic: each level is a softmax over the children's keys (centroids, then document vectors)
+    row = 7
+    path, expected, query = tree.paths[row], 0.0, vectors[0]
+    for depth in range(len(path) - 1):
+        expected += torch.log_softmax(torch.from_numpy(20.0 * tree.centroids[path[:depth]] @ query), 0)[path[depth]]
+    leaf = [r for r, p in enumerate(tree.paths) if p[:-1] == path[:-1]]
+    expected += torch.log_softmax(torch.from_numpy(20.0 * vectors[leaf] @ query), 0)[leaf.index(row)]
+    assert dict(found[0])[row] == pytest.approx(float(expected), abs=1e-4)
 
 
 def test_trie_rejects_duplicate_and_prefix_ids():
@@ -186,6 +223,8 @@ def test_add_keeps_old_ids_and_indexes_new_documents(engine, slice_docs):
     assert len({after.id_of(d) for d in after.doc_ids}) == 48
     ranking = after.search([slice_docs[45].title], k=48)[0]
     assert {d for d, _ in ranking} == set(after.doc_ids)  # every old and new id is reachable
+    assert after.model.config.key_docs == 48 and open_index(after.directory).search(QUERIES, k=5) == \
+        after.search(QUERIES, k=5)  # the new documents got keys, saved with the model
     runs = __import__("json").loads((after.directory / "training.json").read_text())["runs"]
     assert [r["task"] for r in runs] == ["build", "add"] and runs[1]["examples"]["pseudo"] > 0
     with pytest.raises(InputError, match="already indexed"):
@@ -202,6 +241,8 @@ def test_bad_input_and_settings(tmp_path, slice_docs, checkpoints):
         build_index("generative", corpus, tmp_path / "x", {"colour": "red"})
     with pytest.raises(SpecError, match="ids="):
         build_index("generative", corpus, tmp_path / "y", {"ids": "random"})
+    with pytest.raises(SpecError, match="keys="):
+        build_index("generative", corpus, tmp_path / "y", {"keys": "random"})
     with pytest.raises(SpecError, match="refusing to train on a test split"):
         build_index("generative", corpus, tmp_path / "z", {"queries": "nfcorpus:test"})
     with pytest.raises(InputError, match="empty"):

@@ -21,13 +21,13 @@ def allowed_log_softmax(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tens
     return torch.log_softmax(logits.masked_fill(codes == INVALID, NEG_INF), dim=-1)
 
 
-def sequence_logprobs(model: IdDecoder, memory: torch.Tensor, tokens: torch.Tensor, nodes: torch.Tensor,
+def sequence_logprobs(model: IdDecoder, queries: torch.Tensor, tokens: torch.Tensor, nodes: torch.Tensor,
                       lengths: torch.Tensor, trie: IdTrie) -> torch.Tensor:
     """Log-probability of each whole id, teacher-forced.
 
     Args:
         model: the decoder.
-        memory: ``[B, slots, d]`` from :meth:`IdDecoder.memory`.
+        queries: ``[B, input_dim]`` query vectors.
         tokens: ``[B, T]`` id tokens (padded).
         nodes: ``[B, T]`` trie node before each token (see :meth:`IdTrie.nodes`).
         lengths: ``[B]`` id lengths.
@@ -37,8 +37,8 @@ def sequence_logprobs(model: IdDecoder, memory: torch.Tensor, tokens: torch.Tens
         ``[B]`` sequence log-probabilities.
     """
     start = torch.full((len(tokens), 1), model.start_token, dtype=torch.long)
-    logits = model(memory, torch.cat([start, tokens[:, :-1]], dim=1))
-    logp = allowed_log_softmax(logits, trie.table[nodes])
+    codes = trie.table[nodes]
+    logp = allowed_log_softmax(model.logits(queries, torch.cat([start, tokens[:, :-1]], dim=1), codes), codes)
     picked = logp.gather(2, tokens.unsqueeze(2)).squeeze(2)
     valid = torch.arange(tokens.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
     return picked.masked_fill(~valid, 0.0).sum(dim=1)
@@ -58,6 +58,7 @@ def beam_search(model: IdDecoder, queries: torch.Tensor, trie: IdTrie, k: int, b
     """
     n = len(queries)
     memory = model.memory(queries)
+    affinity = model.affinity(queries) if model.has_keys else None
     prefixes = torch.full((n, 1, 1), model.start_token, dtype=torch.long)  # [Q, beams, t]
     nodes = torch.zeros((n, 1), dtype=torch.long)
     scores = torch.zeros((n, 1))
@@ -68,6 +69,8 @@ def beam_search(model: IdDecoder, queries: torch.Tensor, trie: IdTrie, k: int, b
         flat = prefixes.reshape(n * width, -1)
         logits = model(memory.repeat_interleave(width, dim=0), flat)[:, -1]
         codes = trie.table[nodes.reshape(-1)]
+        if affinity is not None:
+            logits = logits + model.edge_logits(affinity, codes.view(n, width, -1)).view(n * width, -1)
         logp = allowed_log_softmax(logits, codes).view(n, width, -1)
         total = (scores.unsqueeze(2) + logp).reshape(n, -1)
         codes = codes.view(n, -1)

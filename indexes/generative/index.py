@@ -46,7 +46,7 @@ from indexes.generative.settings import CONTINUAL, parse_settings
 from indexes.generative.train import Targets, TrainSettings, plot_losses, train_decoder
 from indexes.generative.trie import IdTrie
 from retriever.corpus import Corpus, Document
-from retriever.errors import InputError, SpecError
+from retriever.errors import IndexFormatError, InputError, SpecError
 from retriever.storage import read_json
 
 TRAINING_FILE = "training.json"
@@ -69,6 +69,10 @@ class GenerativeIndex(Index):
         self.vocab = Vocabulary.read(self.directory)
         self.model, _ = load_model(self.directory)
         self.trie = IdTrie(self.vocab.encode(self.tree.paths), len(self.vocab))
+        config = self.model.config
+        if self.model.has_keys and (config.key_nodes, config.key_docs) != (len(self.trie), len(self.doc_ids)):
+            raise IndexFormatError(f"{self.directory}: the model has keys for {config.key_nodes} trie nodes and "
+                                   f"{config.key_docs} documents, the index {len(self.trie)} and {len(self.doc_ids)}")
         self._encoder = None
 
     @classmethod
@@ -86,13 +90,13 @@ class GenerativeIndex(Index):
         examples = document_examples(docs, 0, stats, _views(s))
         if s["queries"]:
             examples += query_examples(s["queries"], {doc_id: row for row, doc_id in enumerate(doc_ids)})
-        vectors = _encoded(cache, _load_encoder(s), examples.texts)
+        vectors = _encoded(cache, _load_encoder(s), examples.texts, s)
         encoded = time.perf_counter()
         tree = (DocTree.build(vectors[:len(docs)], s["branching"], s["leaf_size"], s["seed"])
                 if s["ids"] == "semantic" else DocTree.atomic(len(docs)))
         vocab = Vocabulary.for_paths(tree.paths)
         torch.manual_seed(s["seed"])
-        model = IdDecoder(_decoder_config(s, vectors.shape[1], len(vocab), max(map(len, tree.paths))))
+        model = _new_model(s, tree, vocab, vectors[:len(docs)])
         record = _fit(model, tree, vocab, vectors, examples, _train_settings(s, False), cache, "build")
         record["encode_seconds"] = round(encoded - started, 2)
         _save(directory, s, model, tree, doc_ids, vocab, stats, Memory.of(examples, vectors), [record])
@@ -113,14 +117,14 @@ class GenerativeIndex(Index):
         stats = TermStats.read(self.directory)
         stats.add(docs)
         examples = document_examples(docs, len(self.doc_ids), stats, _views(s))
-        vectors = _encoded(cache, self.encoder, examples.texts)
+        vectors = _encoded(cache, self.encoder, examples.texts, s)
         encoded = time.perf_counter()
         tree, doc_ids = DocTree.read(self.directory)
         tree.place(vectors[:len(docs)])
         vocab = Vocabulary.read(self.directory)
         vocab.extend(tree.paths[len(doc_ids):])
         generator = torch.Generator().manual_seed(s["seed"])
-        model = self.model.grow(len(vocab), generator)
+        model = self.model.grow(len(vocab), generator, torch.from_numpy(vectors[:len(docs)]))
         memory = Memory.read(self.directory)
         replay = memory.sample(round(s["replay"] * len(examples)), np.random.default_rng([s["seed"], len(doc_ids)]))
         mixed = examples + Examples([""] * len(replay.vectors), replay.text_of, replay.row_of, replay.source)
@@ -183,13 +187,33 @@ class GenerativeIndex(Index):
         """Brute force: the log-probability of every document's id for each query, ``[Q, N]``."""
         sequences = self.vocab.encode(self.tree.paths)
         targets = Targets.for_sequences(sequences, self.trie)
-        memory = self.model.memory(self.encode_queries(queries))
+        vectors = self.encode_queries(queries)
         out = np.zeros((len(queries), len(sequences)), dtype=np.float32)
         for q in range(len(queries)):
-            expanded = memory[q:q + 1].expand(len(sequences), -1, -1)
+            expanded = vectors[q:q + 1].expand(len(sequences), -1)
             out[q] = sequence_logprobs(self.model, expanded, targets.tokens, targets.nodes, targets.lengths,
                                        self.trie).numpy()
         return out
+
+
+def _new_model(s: dict, tree: DocTree, vocab: Vocabulary, doc_vectors: np.ndarray) -> IdDecoder:
+    """A fresh decoder; with ``keys=tree`` its edge keys start as the id tree's centroids and document vectors."""
+    sequences = vocab.encode(tree.paths)
+    trie = IdTrie(sequences, len(vocab))
+    keyed = s["keys"] == "tree"
+    config = _decoder_config(s, doc_vectors.shape[1], len(vocab), trie.max_depth,
+                             key_nodes=len(trie) if keyed else 0, key_docs=len(doc_vectors) if keyed else 0)
+    model = IdDecoder(config)
+    if keyed:
+        node_keys = np.zeros((len(trie), doc_vectors.shape[1]), dtype=np.float32)
+        table = trie.table.numpy()
+        for path, sequence in zip(tree.paths, sequences):
+            node = 0
+            for depth in range(len(sequence) - 1):
+                node = int(table[node, sequence[depth]])
+                node_keys[node] = tree.centroids[path[:depth]][path[depth]]
+        model.init_keys(torch.from_numpy(node_keys), torch.from_numpy(doc_vectors))
+    return model
 
 
 def _fit(model: IdDecoder, tree: DocTree, vocab: Vocabulary, vectors: np.ndarray, examples: Examples,
@@ -225,14 +249,17 @@ def _views(s: dict) -> ViewSettings:
 
 def _train_settings(s: dict, adding: bool) -> TrainSettings:
     if adding:
-        return TrainSettings(s["add_epochs"], s["batch_size"], s["add_lr"], sam_rho=s["sam_rho"], seed=s["seed"])
-    return TrainSettings(s["epochs"], s["batch_size"], s["lr"], seed=s["seed"])
+        return TrainSettings(s["add_epochs"], s["batch_size"], s["add_lr"], sam_rho=s["sam_rho"], seed=s["seed"],
+                             key_lr=s["key_lr"])
+    return TrainSettings(s["epochs"], s["batch_size"], s["lr"], seed=s["seed"], key_lr=s["key_lr"])
 
 
-def _decoder_config(s: dict, input_dim: int, vocab_size: int, depth: int) -> DecoderConfig:
+def _decoder_config(s: dict, input_dim: int, vocab_size: int, depth: int, key_nodes: int,
+                    key_docs: int) -> DecoderConfig:
     return DecoderConfig(input_dim=input_dim, vocab_size=vocab_size, max_depth=depth, d_model=s["d_model"],
                          layers=s["layers"], heads=s["heads"], ff_dim=s["ff_dim"], memory_slots=s["memory_slots"],
-                         dropout=s["dropout"], input_dropout=s["input_dropout"])
+                         dropout=s["dropout"], input_dropout=s["input_dropout"], key_nodes=key_nodes,
+                         key_docs=key_docs, key_scale=s["key_scale"])
 
 
 def _load_encoder(s: dict):
@@ -248,15 +275,25 @@ def _cache_dir(*key: Any) -> Path:
     return root / f"generative-{digest}"
 
 
-def _encoded(cache: Path, encoder, texts: list[str]) -> np.ndarray:
-    """Encode ``texts``, or load their vectors from an interrupted run of the same build."""
-    path = cache / VECTORS_FILE
-    if path.is_file():
-        vectors = load_file(str(path))["vectors"].numpy()
-        if len(vectors) == len(texts):
-            return vectors
+def _encoded(cache: Path, encoder, texts: list[str], s: dict) -> np.ndarray:
+    """Encode ``texts``, or load their vectors from an interrupted run of the same build.
+
+    With ``$RETRIEVER_ENCODE_CACHE`` set, vectors are also kept there, keyed by the
+    encoder, its input length and the texts, so builds that differ only in their
+    decoder or training settings encode once (the cache is never cleaned up).
+    """
+    paths = [cache / VECTORS_FILE]
+    if os.environ.get("RETRIEVER_ENCODE_CACHE"):
+        digest = hashlib.sha256(json.dumps([s["encoder"], s["max_seq_length"], texts]).encode()).hexdigest()[:24]
+        paths.append(Path(os.environ["RETRIEVER_ENCODE_CACHE"]) / f"{digest}.safetensors")
+    for path in paths:
+        if path.is_file():
+            vectors = load_file(str(path))["vectors"].numpy()
+            if len(vectors) == len(texts):
+                return vectors
     vectors = encode_texts(encoder, texts, desc="encoding training texts")
-    cache.mkdir(parents=True, exist_ok=True)
-    save_file({"vectors": torch.from_numpy(vectors)}, str(cache / f".{VECTORS_FILE}.tmp"))
-    os.replace(cache / f".{VECTORS_FILE}.tmp", path)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"vectors": torch.from_numpy(vectors)}, str(path.parent / f".{path.name}.tmp"))
+        os.replace(path.parent / f".{path.name}.tmp", path)
     return vectors

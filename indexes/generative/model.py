@@ -6,6 +6,17 @@ one normalized vector. A trainable adapter maps that vector to ``memory_slots``
 memory vectors, and a causal transformer decoder, trained from scratch over the
 id vocabulary, cross-attends to them while it emits an id token by token.
 
+With **edge keys** (``key_docs > 0``) every edge of the id trie also has a
+trainable key vector in the encoder's space, and the logit of a next token adds
+``key_scale * <query vector, key of the edge it takes>``. Keys of edges into an
+internal node start as that node's k-means centroid and keys of edges that
+complete an id as the document's own vector, so an untrained model already
+descends the id tree the way the dense index ranks, and training refines it; a
+document added later gets a useful key at once (its vector), which is what lets
+continual indexing place new documents without unlearning old ones. Like NCI's
+prefix-aware output weights, the same token scores differently under different
+prefixes.
+
 Only the decoder (with its adapter) is trained and saved, as ``model.safetensors``
 plus ``model.json`` (its config and the encoder's name). Freezing the encoder lets
 indexing encode every training text once and then run many cheap decoder epochs
@@ -42,6 +53,9 @@ class DecoderConfig:
     memory_slots: int = 4
     dropout: float = 0.1
     input_dropout: float = 0.1
+    key_nodes: int = 0
+    key_docs: int = 0
+    key_scale: float = 20.0
 
 
 class IdDecoder(nn.Module):
@@ -65,10 +79,50 @@ class IdDecoder(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, config.layers)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.vocab_size)
+        if config.key_docs:
+            self.node_keys = nn.Parameter(torch.zeros(config.key_nodes, config.input_dim))
+            self.doc_keys = nn.Parameter(torch.zeros(config.key_docs, config.input_dim))
+            self.key_scale = nn.Parameter(torch.tensor(float(config.key_scale)))
 
     @property
     def start_token(self) -> int:
         return self.embed.num_embeddings - 1
+
+    @property
+    def has_keys(self) -> bool:
+        return self.config.key_docs > 0
+
+    def key_parameters(self) -> list[nn.Parameter]:
+        """The edge keys and their scale (empty without keys)."""
+        return [self.node_keys, self.doc_keys, self.key_scale] if self.has_keys else []
+
+    def init_keys(self, node_keys: torch.Tensor, doc_keys: torch.Tensor) -> None:
+        """Set the edge keys (``[key_nodes, dim]``, ``[key_docs, dim]``) and zero the token head,
+        so that the untrained model scores edges by the keys alone."""
+        with torch.no_grad():
+            self.node_keys.copy_(node_keys)
+            self.doc_keys.copy_(doc_keys)
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+
+    def affinity(self, queries: torch.Tensor) -> torch.Tensor:
+        """``[B, input_dim]`` query vectors -> ``[B, key_nodes + key_docs]`` scaled key scores."""
+        keys = torch.cat([self.node_keys, self.doc_keys])
+        return self.key_scale * queries @ keys.T
+
+    def edge_logits(self, affinity: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Key scores of the edges in trie ``codes`` (``[B, ..., vocab]``, see :class:`IdTrie`); 0 where invalid."""
+        nodes = self.config.key_nodes
+        edge = torch.where(codes >= 0, codes, torch.where(codes <= -2, nodes - 2 - codes, 0))
+        scores = affinity.gather(1, edge.reshape(len(edge), -1)).view(codes.shape)
+        return scores.masked_fill(codes == -1, 0.0)
+
+    def logits(self, queries: torch.Tensor, prefix: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``[B, T, vocab]`` for query vectors, prefixes and the trie codes after each prefix."""
+        logits = self(self.memory(queries), prefix)
+        if self.has_keys:
+            logits = logits + self.edge_logits(self.affinity(queries), codes)
+        return logits
 
     def memory(self, queries: torch.Tensor) -> torch.Tensor:
         """``[B, input_dim]`` query vectors -> ``[B, memory_slots, d_model]`` memory."""
@@ -83,11 +137,17 @@ class IdDecoder(nn.Module):
         hidden = self.decoder(hidden, memory, tgt_mask=causal)
         return self.head(self.norm(hidden))
 
-    def grow(self, vocab_size: int, generator: torch.Generator) -> "IdDecoder":
-        """A copy with ``vocab_size`` tokens; old tokens keep their weights, new ones start small."""
+    def grow(self, vocab_size: int, generator: torch.Generator,
+             new_doc_keys: torch.Tensor | None = None) -> "IdDecoder":
+        """A copy with ``vocab_size`` tokens and, with keys, ``new_doc_keys`` appended to the document keys.
+
+        Old tokens and keys keep their weights; new tokens start small, new documents' keys as given.
+        """
         if vocab_size < self.config.vocab_size:
             raise IndexFormatError(f"cannot shrink the id vocabulary from {self.config.vocab_size} to {vocab_size}")
-        grown = IdDecoder(DecoderConfig(**{**asdict(self.config), "vocab_size": vocab_size}))
+        added = len(new_doc_keys) if self.has_keys and new_doc_keys is not None else 0
+        grown = IdDecoder(DecoderConfig(**{**asdict(self.config), "vocab_size": vocab_size,
+                                           "key_docs": self.config.key_docs + added}))
         state = self.state_dict()
         old = self.config.vocab_size
         new_state = grown.state_dict()
@@ -105,6 +165,8 @@ class IdDecoder(nn.Module):
             elif name == "head.bias":
                 fresh = torch.full(target.shape, float(tensor.mean()))
                 fresh[:old] = tensor
+            elif name == "doc_keys":
+                fresh = torch.cat([tensor, new_doc_keys.to(tensor.dtype)])
             new_state[name] = fresh
         grown.load_state_dict(new_state)
         return grown

@@ -28,6 +28,9 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "memory_slots": (int, 4, "memory vectors the query vector is mapped to"),
     "dropout": (float, 0.1, "decoder dropout"),
     "input_dropout": (float, 0.1, "dropout on the query vector"),
+    "keys": (str, "tree", "edge keys: 'tree' (start from the id tree's centroids and document vectors) or 'none'"),
+    "key_scale": (float, 20.0, "initial scale of the query-key scores"),
+    "key_lr": (float, 0.1, "learning rate of the edge keys, relative to lr"),
     "spans": (int, 3, "random spans per document"),
     "span_words": (int, 32, "words per span and in the leading passage"),
     "pseudo_queries": (int, 5, "keyword pseudo-queries per document"),
@@ -43,6 +46,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
 }
 CONTINUAL = ("add_epochs", "add_lr", "replay", "sam_rho")
 ID_KINDS = ("semantic", "atomic")
+KEY_KINDS = ("tree", "none")
 _POSITIVE = ("branching", "leaf_size", "max_seq_length", "d_model", "layers", "heads", "ff_dim", "memory_slots",
              "span_words", "epochs", "batch_size", "lr", "add_lr")
 
@@ -65,12 +69,15 @@ def parse_settings(given: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:
             raise SpecError(f"generative setting {name}={value!r} is not a {kind.__name__}") from None
     bad = [n for n in _POSITIVE if settings[n] <= 0]
-    bad += [n for n in ("spans", "pseudo_queries", "add_epochs", "replay", "sam_rho", "seed") if settings[n] < 0]
+    bad += [n for n in ("spans", "pseudo_queries", "add_epochs", "replay", "sam_rho", "seed", "key_scale", "key_lr")
+            if settings[n] < 0]
     bad += [n for n in ("dropout", "input_dropout") if not 0 <= settings[n] < 1]
     if settings["branching"] < 2:
         bad.append("branching")
     if settings["ids"] not in ID_KINDS:
         raise SpecError(f"generative setting ids={settings['ids']!r}: choose one of {', '.join(ID_KINDS)}")
+    if settings["keys"] not in KEY_KINDS:
+        raise SpecError(f"generative setting keys={settings['keys']!r}: choose one of {', '.join(KEY_KINDS)}")
     if settings["d_model"] % settings["heads"]:
         bad.append("heads (must divide d_model)")
     if bad:

@@ -43,6 +43,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     sam_rho: float = 0.0
     seed: int = 0
+    key_lr: float = 0.1
 
 
 @dataclass
@@ -84,7 +85,7 @@ def train_decoder(model: IdDecoder, vectors: torch.Tensor, text_of: np.ndarray, 
     examples = len(row_of)
     steps_per_epoch = max(1, math.ceil(examples / settings.batch_size))
     total = steps_per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = _optimizer(model, settings)
     history, first_epoch = _resume(checkpoint, model, optimizer)
     log_every = max(1, total // CURVE_POINTS)
     text_of_t, row_of_t = torch.from_numpy(text_of), torch.from_numpy(row_of)
@@ -99,12 +100,11 @@ def train_decoder(model: IdDecoder, vectors: torch.Tensor, text_of: np.ndarray, 
                 batch = order[step * settings.batch_size:(step + 1) * settings.batch_size]
                 global_step = epoch * steps_per_epoch + step
                 for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(settings.lr, global_step, total)
+                    group["lr"] = group["lr_scale"] * _learning_rate(settings.lr, global_step, total)
 
                 def loss_fn() -> torch.Tensor:
                     rows = row_of_t[batch]
-                    memory = model.memory(vectors[text_of_t[batch]])
-                    return -sequence_logprobs(model, memory, targets.tokens[rows], targets.nodes[rows],
+                    return -sequence_logprobs(model, vectors[text_of_t[batch]], targets.tokens[rows], targets.nodes[rows],
                                               targets.lengths[rows], trie).mean()
 
                 loss = _sam_step(model, loss_fn, settings.sam_rho) if settings.sam_rho > 0 else _plain_step(loss_fn)
@@ -121,6 +121,15 @@ def train_decoder(model: IdDecoder, vectors: torch.Tensor, text_of: np.ndarray, 
                 _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1)
     model.eval()
     return history
+
+
+def _optimizer(model: IdDecoder, settings: TrainSettings) -> torch.optim.AdamW:
+    """AdamW; edge keys learn at ``key_lr`` times the rate, without weight decay (they start meaningful)."""
+    keys = {id(p) for p in model.key_parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in keys], "lr_scale": 1.0}]
+    if keys:
+        groups.append({"params": model.key_parameters(), "lr_scale": settings.key_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
 def _plain_step(loss_fn) -> float:
