@@ -125,8 +125,8 @@ def test_beam_search_valid_and_exact_against_brute_force(kind, keyed):
 
 @pytest.mark.parametrize("kind", ["semantic", "atomic"])
 def test_tree_keys_make_the_untrained_model_rank_like_the_id_tree(kind):
-    """Edge keys start as centroids and document vectors: with the head zeroed, a document's own vector
-    finds it (atomic ids: exactly the dense ranking), and the scores are the keys' alone."""
+    """Edge keys start as centroids (biased by the log of the node's document count) and document vectors:
+    with the head zeroed, atomic ids give exactly the dense ranking and semantic ids the per-level softmax."""
     from indexes.generative.index import _new_model
 
     vectors = clustered_vectors(n=60)
@@ -144,11 +144,26 @@ def test_tree_keys_make_the_untrained_model_rank_like_the_id_tree(kind):
     # semantic: each level is a softmax over the children's keys (centroids, then document vectors)
     row = 7
     path, expected, query = tree.paths[row], 0.0, vectors[0]
-    for depth in range(len(path) - 1):
-        expected += torch.log_softmax(torch.from_numpy(20.0 * tree.centroids[path[:depth]] @ query), 0)[path[depth]]
+    for depth in range(len(path) - 1):  # children: centroid score plus log of the child's document count
+        sizes = [sum(p[:depth + 1] == path[:depth] + (c,) for p in tree.paths)
+                 for c in range(len(tree.centroids[path[:depth]]))]
+        logits = 10.0 * tree.centroids[path[:depth]] @ query + np.log(sizes)
+        expected += torch.log_softmax(torch.from_numpy(logits), 0)[path[depth]]
     leaf = [r for r, p in enumerate(tree.paths) if p[:-1] == path[:-1]]
-    expected += torch.log_softmax(torch.from_numpy(20.0 * vectors[leaf] @ query), 0)[leaf.index(row)]
+    expected += torch.log_softmax(torch.from_numpy(10.0 * vectors[leaf] @ query), 0)[leaf.index(row)]
     assert dict(found[0])[row] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_untrained_atomic_index_is_the_dense_ranking(tmp_path, slice_docs, checkpoints):
+    """``epochs=0`` keeps the initial model: with atomic ids each document's own text finds it first."""
+    corpus = Corpus.create(tmp_path / "corpus", slice_docs[:8])
+    index = build_index("generative", corpus, tmp_path / "g0", {
+        "ids": "atomic", "epochs": "0", "d_model": "16", "heads": "2", "ff_dim": "32", "layers": "1",
+        "spans": "0", "pseudo_queries": "0", "max_seq_length": "64"})
+    rankings = index.search([doc.contents for doc in slice_docs[:8]], k=8)
+    assert [r[0][0] for r in rankings] == [doc.doc_id for doc in slice_docs[:8]]
+    runs = __import__("json").loads((index.directory / "training.json").read_text())["runs"]
+    assert runs[0]["epochs"] == 0 and runs[0]["history"] == []
 
 
 def test_trie_rejects_duplicate_and_prefix_ids():

@@ -206,13 +206,16 @@ def _new_model(s: dict, tree: DocTree, vocab: Vocabulary, doc_vectors: np.ndarra
     model = IdDecoder(config)
     if keyed:
         node_keys = np.zeros((len(trie), doc_vectors.shape[1]), dtype=np.float32)
+        sizes = np.zeros(len(trie), dtype=np.float32)
         table = trie.table.numpy()
         for path, sequence in zip(tree.paths, sequences):
             node = 0
             for depth in range(len(sequence) - 1):
                 node = int(table[node, sequence[depth]])
                 node_keys[node] = tree.centroids[path[:depth]][path[depth]]
-        model.init_keys(torch.from_numpy(node_keys), torch.from_numpy(doc_vectors))
+                sizes[node] += 1
+        model.init_keys(torch.from_numpy(node_keys), torch.from_numpy(doc_vectors),
+                        torch.from_numpy(np.log(np.maximum(sizes, 1))))
     return model
 
 

@@ -8,10 +8,12 @@ id vocabulary, cross-attends to them while it emits an id token by token.
 
 With **edge keys** (``key_docs > 0``) every edge of the id trie also has a
 trainable key vector in the encoder's space, and the logit of a next token adds
-``key_scale * <query vector, key of the edge it takes>``. Keys of edges into an
-internal node start as that node's k-means centroid and keys of edges that
-complete an id as the document's own vector, so an untrained model already
-descends the id tree the way the dense index ranks, and training refines it; a
+``key_scale * <query vector, key of the edge it takes> + bias of the edge``. Keys
+of edges into an internal node start as that node's k-means centroid, with the
+log of its document count as bias (so a node's probability approximates the sum
+of its documents' ``exp(key_scale * <q, d>)``), and keys of edges that complete
+an id as the document's own vector, so an untrained model already descends the
+id tree the way the dense index ranks, and training refines it; a
 document added later gets a useful key at once (its vector), which is what lets
 continual indexing place new documents without unlearning old ones. Like NCI's
 prefix-aware output weights, the same token scores differently under different
@@ -55,7 +57,7 @@ class DecoderConfig:
     input_dropout: float = 0.1
     key_nodes: int = 0
     key_docs: int = 0
-    key_scale: float = 20.0
+    key_scale: float = 10.0
 
 
 class IdDecoder(nn.Module):
@@ -82,6 +84,7 @@ class IdDecoder(nn.Module):
         if config.key_docs:
             self.node_keys = nn.Parameter(torch.zeros(config.key_nodes, config.input_dim))
             self.doc_keys = nn.Parameter(torch.zeros(config.key_docs, config.input_dim))
+            self.key_bias = nn.Parameter(torch.zeros(config.key_nodes + config.key_docs))
             self.key_scale = nn.Parameter(torch.tensor(float(config.key_scale)))
 
     @property
@@ -94,21 +97,24 @@ class IdDecoder(nn.Module):
 
     def key_parameters(self) -> list[nn.Parameter]:
         """The edge keys and their scale (empty without keys)."""
-        return [self.node_keys, self.doc_keys, self.key_scale] if self.has_keys else []
+        return [self.node_keys, self.doc_keys, self.key_bias, self.key_scale] if self.has_keys else []
 
-    def init_keys(self, node_keys: torch.Tensor, doc_keys: torch.Tensor) -> None:
-        """Set the edge keys (``[key_nodes, dim]``, ``[key_docs, dim]``) and zero the token head,
-        so that the untrained model scores edges by the keys alone."""
+    def init_keys(self, node_keys: torch.Tensor, doc_keys: torch.Tensor, node_bias: torch.Tensor) -> None:
+        """Set the edge keys (``[key_nodes, dim]``, ``[key_docs, dim]``) and the biases of edges into
+        nodes (``[key_nodes]``), and zero the token head, so that the untrained model scores edges
+        by the keys alone."""
         with torch.no_grad():
             self.node_keys.copy_(node_keys)
             self.doc_keys.copy_(doc_keys)
+            self.key_bias.zero_()
+            self.key_bias[:len(node_bias)] = node_bias
             self.head.weight.zero_()
             self.head.bias.zero_()
 
     def affinity(self, queries: torch.Tensor) -> torch.Tensor:
-        """``[B, input_dim]`` query vectors -> ``[B, key_nodes + key_docs]`` scaled key scores."""
+        """``[B, input_dim]`` query vectors -> ``[B, key_nodes + key_docs]`` edge scores (scaled dot product + bias)."""
         keys = torch.cat([self.node_keys, self.doc_keys])
-        return self.key_scale * queries @ keys.T
+        return self.key_scale * queries @ keys.T + self.key_bias
 
     def edge_logits(self, affinity: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Key scores of the edges in trie ``codes`` (``[B, ..., vocab]``, see :class:`IdTrie`); 0 where invalid."""
@@ -167,6 +173,8 @@ class IdDecoder(nn.Module):
                 fresh[:old] = tensor
             elif name == "doc_keys":
                 fresh = torch.cat([tensor, new_doc_keys.to(tensor.dtype)])
+            elif name == "key_bias":
+                fresh = torch.cat([tensor, torch.zeros(added)])
             new_state[name] = fresh
         grown.load_state_dict(new_state)
         return grown
@@ -185,5 +193,9 @@ def load_model(directory: Path) -> tuple[IdDecoder, str]:
         raise IndexFormatError(f"{directory} has no {MODEL_FILE} / {CONFIG_FILE}: the generative index is incomplete")
     config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     model = IdDecoder(DecoderConfig(**config["decoder"]))
-    model.load_state_dict(load_file(str(directory / MODEL_FILE)))
+    try:
+        model.load_state_dict(load_file(str(directory / MODEL_FILE)))
+    except RuntimeError as error:
+        raise IndexFormatError(f"{directory / MODEL_FILE} does not match its {CONFIG_FILE} (written by another "
+                               f"version of the generative index?); rebuild the index. {error}") from None
     return model.eval(), config["encoder"]

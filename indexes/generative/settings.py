@@ -29,13 +29,13 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "dropout": (float, 0.1, "decoder dropout"),
     "input_dropout": (float, 0.1, "dropout on the query vector"),
     "keys": (str, "tree", "edge keys: 'tree' (start from the id tree's centroids and document vectors) or 'none'"),
-    "key_scale": (float, 20.0, "initial scale of the query-key scores"),
+    "key_scale": (float, 10.0, "initial scale of the query-key scores"),
     "key_lr": (float, 0.1, "learning rate of the edge keys, relative to lr"),
     "spans": (int, 3, "random spans per document"),
     "span_words": (int, 32, "words per span and in the leading passage"),
     "pseudo_queries": (int, 5, "keyword pseudo-queries per document"),
     "queries": (str, "", "real training queries 'dataset:split' (e.g. nfcorpus:train); '' for none"),
-    "epochs": (int, 8, "training epochs"),
+    "epochs": (int, 8, "training epochs (0: the untrained model, edge keys only)"),
     "batch_size": (int, 256, "examples per step"),
     "lr": (float, 1e-3, "peak learning rate"),
     "seed": (int, 0, "seed for ids, examples, initialisation and shuffling"),
@@ -48,7 +48,7 @@ CONTINUAL = ("add_epochs", "add_lr", "replay", "sam_rho")
 ID_KINDS = ("semantic", "atomic")
 KEY_KINDS = ("tree", "none")
 _POSITIVE = ("branching", "leaf_size", "max_seq_length", "d_model", "layers", "heads", "ff_dim", "memory_slots",
-             "span_words", "epochs", "batch_size", "lr", "add_lr")
+             "span_words", "batch_size", "lr", "add_lr")
 
 
 def parse_settings(given: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,8 +69,8 @@ def parse_settings(given: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:
             raise SpecError(f"generative setting {name}={value!r} is not a {kind.__name__}") from None
     bad = [n for n in _POSITIVE if settings[n] <= 0]
-    bad += [n for n in ("spans", "pseudo_queries", "add_epochs", "replay", "sam_rho", "seed", "key_scale", "key_lr")
-            if settings[n] < 0]
+    bad += [n for n in ("spans", "pseudo_queries", "epochs", "add_epochs", "replay", "sam_rho", "seed", "key_scale",
+                        "key_lr") if settings[n] < 0]
     bad += [n for n in ("dropout", "input_dropout") if not 0 <= settings[n] < 1]
     if settings["branching"] < 2:
         bad.append("branching")
