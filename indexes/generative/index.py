@@ -207,13 +207,10 @@ def _new_model(s: dict, tree: DocTree, vocab: Vocabulary, doc_vectors: np.ndarra
     if keyed:
         node_keys = np.zeros((len(trie), doc_vectors.shape[1]), dtype=np.float32)
         sizes = np.zeros(len(trie), dtype=np.float32)
-        table = trie.table.numpy()
-        for path, sequence in zip(tree.paths, sequences):
-            node = 0
-            for depth in range(len(sequence) - 1):
-                node = int(table[node, sequence[depth]])
-                node_keys[node] = tree.centroids[path[:depth]][path[depth]]
-                sizes[node] += 1
+        for path, nodes in zip(tree.paths, trie.nodes(sequences)):
+            for depth in range(1, len(path)):  # nodes[depth]: the internal node reached by path[:depth]
+                node_keys[nodes[depth]] = tree.centroids[path[:depth - 1]][path[depth - 1]]
+                sizes[nodes[depth]] += 1
         model.init_keys(torch.from_numpy(node_keys), torch.from_numpy(doc_vectors),
                         torch.from_numpy(np.log(np.maximum(sizes, 1))))
     return model
@@ -281,22 +278,20 @@ def _cache_dir(*key: Any) -> Path:
 def _encoded(cache: Path, encoder, texts: list[str], s: dict) -> np.ndarray:
     """Encode ``texts``, or load their vectors from an interrupted run of the same build.
 
-    With ``$RETRIEVER_ENCODE_CACHE`` set, vectors are also kept there, keyed by the
+    With ``$RETRIEVER_ENCODE_CACHE`` set, vectors are kept there instead, keyed by the
     encoder, its input length and the texts, so builds that differ only in their
     decoder or training settings encode once (the cache is never cleaned up).
     """
-    paths = [cache / VECTORS_FILE]
-    if os.environ.get("RETRIEVER_ENCODE_CACHE"):
+    path = cache / VECTORS_FILE
+    if os.environ.get("RETRIEVER_ENCODE_CACHE"):  # serves a resumed build as well
         digest = hashlib.sha256(json.dumps([s["encoder"], s["max_seq_length"], texts]).encode()).hexdigest()[:24]
-        paths.append(Path(os.environ["RETRIEVER_ENCODE_CACHE"]) / f"{digest}.safetensors")
-    for path in paths:
-        if path.is_file():
-            vectors = load_file(str(path))["vectors"].numpy()
-            if len(vectors) == len(texts):
-                return vectors
+        path = Path(os.environ["RETRIEVER_ENCODE_CACHE"]) / f"{digest}.safetensors"
+    if path.is_file():
+        vectors = load_file(str(path))["vectors"].numpy()
+        if len(vectors) == len(texts):
+            return vectors
     vectors = encode_texts(encoder, texts, desc="encoding training texts")
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"vectors": torch.from_numpy(vectors)}, str(path.parent / f".{path.name}.tmp"))
-        os.replace(path.parent / f".{path.name}.tmp", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"vectors": torch.from_numpy(vectors)}, str(path.parent / f".{path.name}.tmp"))
+    os.replace(path.parent / f".{path.name}.tmp", path)
     return vectors

@@ -96,7 +96,7 @@ class IdDecoder(nn.Module):
         return self.config.key_docs > 0
 
     def key_parameters(self) -> list[nn.Parameter]:
-        """The edge keys and their scale (empty without keys)."""
+        """The edge keys, their biases and scale (empty without keys)."""
         return [self.node_keys, self.doc_keys, self.key_bias, self.key_scale] if self.has_keys else []
 
     def init_keys(self, node_keys: torch.Tensor, doc_keys: torch.Tensor, node_bias: torch.Tensor) -> None:
