@@ -44,8 +44,8 @@ def test_data_dir_and_env_resolution(tmp_path, monkeypatch, nfcorpus_slice):
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path):
-    with pytest.raises(MissingResourceError, match=r"looked in: .*scifact.*--download"):
-        load_dataset("scifact", data_dir=tmp_path)
+    with pytest.raises(MissingResourceError, match=r"looked in: .*fiqa.*--download"):
+        load_dataset("fiqa", data_dir=tmp_path)
 
 
 def test_bad_qrels_line(tmp_path):
