@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from retriever.errors import RetrieverError
+from retriever.core.errors import RetrieverError
 
 
 class _Group(click.Group):
@@ -59,7 +59,8 @@ def index() -> None:
 @download_option
 def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download) -> None:
     """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it."""
-    from retriever.engine import STATE, Engine
+    from retriever.api import Engine
+    from retriever.engine.state import STATE
 
     if download:
         import os
@@ -82,7 +83,7 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
 def index_add(engine_dir, documents) -> None:
     """Append the documents of a BEIR-style JSONL file to the corpus and every index."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
     added = engine.add(documents)
@@ -93,7 +94,7 @@ def index_add(engine_dir, documents) -> None:
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 def index_info(engine_dir) -> None:
     """Print the engine's corpus and index manifests as JSON."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
     info = {"path": str(engine.path), "corpus": engine.corpus.manifest,
@@ -109,7 +110,7 @@ def index_info(engine_dir) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(engine_dir, query, k, using, as_json) -> None:
     """Search ENGINE_DIR for QUERY."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     hits = Engine.open(engine_dir).search(query, k=k, using=using)
     if as_json:
@@ -143,7 +144,7 @@ def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, reranks, cand
     from dataclasses import asdict
 
     from eval.beir import evaluate, markdown_table
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
     data = _dataset(dataset, data_dir, False)
@@ -204,7 +205,7 @@ def eval_table(table_path, readme) -> None:
 def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> None:
     """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR."""
     from eval.generative import compare, markdown
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     data = _dataset(dataset, data_dir, False)
     records = compare(Engine.open(engine_dir), data, split, list(systems), out_dir)
@@ -254,7 +255,7 @@ def data() -> None:
 @data_dir_option
 def data_prepare(name, out_dir, data_dir) -> None:
     """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
-    from eval.datasets import HOTPOT, write_beir
+    from retriever.core.datasets import HOTPOT, write_beir
 
     dataset = _dataset(HOTPOT, data_dir, False)
     write_beir(dataset, Path(out_dir))
@@ -318,7 +319,7 @@ def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, ma
 def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, candidates, max_hops, max_tokens,
         max_seconds, no_refine, cache, trace_path, as_json) -> None:
     """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
     from retriever.generate import open_generator
 
     generator = open_generator(llm, cache, model=llm_model, threads=threads)
@@ -351,7 +352,7 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
                   candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json, data_dir) -> None:
     """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines."""
     from eval.multihop import evaluate_multihop, markdown, report_dict
-    from retriever.engine import Engine
+    from retriever.api import Engine
     from retriever.generate import open_generator
 
     generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads)
@@ -373,11 +374,11 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
               help="Checkpoints (best/, last/), training.json and curves.png go here; an existing run resumes.")
 @click.option("--regime", type=click.Choice(["label-free", "supervised"]), default="supervised", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Any training setting (indexes.sparse.train.TrainSettings), e.g. steps=600; repeatable.")
+              help="Any training setting (retriever.train.sparse.train.TrainSettings), e.g. steps=600; repeatable.")
 @data_dir_option
 def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> None:
     """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes."""
-    from indexes.sparse.train import run_training
+    from retriever.train.sparse.train import run_training
 
     options = dict(item.split("=", 1) for item in overrides if "=" in item)
     if len(options) != len(overrides):
@@ -427,7 +428,7 @@ def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir)
 @data_dir_option
 def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_dir) -> None:
     """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops."""
-    from retriever.rerank.training import train_reranker as run
+    from retriever.train.rerank.training import train_reranker as run
 
     options = dict(item.split("=", 1) for item in overrides if "=" in item)
     if len(options) != len(overrides):
@@ -451,7 +452,7 @@ def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_d
 def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir) -> None:
     """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop."""
     from eval.rerank import evaluate_selection, markdown
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     report = evaluate_selection(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, list(reranks),
                                 using, candidates, list(modes), limit, out_dir)
@@ -460,7 +461,7 @@ def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, l
 
 
 def _dataset(name: str, data_dir: str | None, download: bool):
-    from eval.datasets import load_dataset
+    from retriever.core.datasets import load_dataset
 
     return load_dataset(name, data_dir=data_dir, download=download)
 

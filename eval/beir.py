@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.datasets import Dataset
-from eval.metrics import DEFAULT_MEASURES, aggregate
-from retriever.engine import Engine
-from retriever.progress import progress
+from retriever.core.datasets import Dataset
+from retriever.core.metrics import DEFAULT_MEASURES, aggregate
+from retriever.api import Engine
+from retriever.core.progress import progress
 
 RUN_DEPTH = 100
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from eval.beir import git_commit
-from retriever.specs import parse_spec
+from retriever.core.specs import parse_spec
 
 BASELINE = "bm25"
 WARMUP = 5
@@ -67,10 +67,10 @@ def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count
 
 def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, data_dir: str | None) -> dict[str, Any]:
     """Build one index and time its queries (runs inside a fresh process)."""
-    from eval.datasets import load_dataset
+    from retriever.core.datasets import load_dataset
     from indexes.base import build_index, parse_index_spec
-    from retriever.corpus import Corpus
-    from retriever.storage import dir_size
+    from retriever.core.corpus import Corpus
+    from retriever.core.storage import dir_size
 
     dataset = load_dataset(dataset_name, data_dir=data_dir)
     name, kind, settings = parse_index_spec(spec)

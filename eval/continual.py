@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from eval.beir import git_commit
-from eval.datasets import Dataset, Qrels, load_dataset, write_beir
-from eval.metrics import aggregate, parse_measures
+from retriever.core.datasets import Dataset, Qrels, load_dataset, write_beir
+from retriever.core.metrics import aggregate, parse_measures
 from indexes.base import Index, build_index, extend_index, open_index
-from retriever.corpus import Corpus
-from retriever.progress import progress
-from retriever.storage import MANIFEST
+from retriever.core.corpus import Corpus
+from retriever.core.progress import progress
+from retriever.core.storage import MANIFEST
 
 MEASURES = ("nDCG@10", "Success@10")
 
@@ -174,7 +174,7 @@ def _built(directory: Path, build) -> Index:
 def settings_from_spec(spec: str) -> dict[str, str]:
     """The settings of a ``generative(...)`` spec string."""
     from indexes.base import parse_index_spec
-    from retriever.errors import SpecError
+    from retriever.core.errors import SpecError
 
     _, kind, settings = parse_index_spec(spec)
     if kind != "generative":

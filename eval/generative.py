@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.beir import _slug, git_commit, write_run
-from eval.datasets import Dataset
-from eval.metrics import aggregate, parse_measures
-from retriever.engine import Engine
-from retriever.progress import progress
-from retriever.storage import dir_size
+from retriever.core.datasets import Dataset
+from retriever.core.metrics import aggregate, parse_measures
+from retriever.api import Engine
+from retriever.core.progress import progress
+from retriever.core.storage import dir_size
 
 MEASURES = ("nDCG@10", "R@100", "Success@1", "Success@10")
 TITLES = {"Success@1": "Hits@1", "Success@10": "Hits@10"}

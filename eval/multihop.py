@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.beir import git_commit
-from eval.datasets import Dataset, Query
-from eval.metrics import exact_match, f1_score
+from retriever.core.datasets import Dataset, Query
+from retriever.core.metrics import exact_match, f1_score
 from retriever.agent import Agent, Budget
 from retriever.agent.prompts import STOP, clean_answer, reader_messages
-from retriever.engine import Engine
-from retriever.errors import InputError
+from retriever.api import Engine
+from retriever.core.errors import InputError
 from retriever.generate import Generator, open_generator
 from retriever.generate.base import Generation
-from retriever.progress import progress
+from retriever.core.progress import progress
 from retriever.rerank.base import Reranker
 
 SYSTEMS = ("closed-book", "single-shot", "agent")

@@ -24,10 +24,11 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from eval.beir import evaluate
-from eval.datasets import load_dataset
+from retriever.core.datasets import load_dataset
 from indexes.base import canonical_spec, parse_index_spec
-from retriever.engine import STATE, Engine
-from retriever.errors import InputError
+from retriever.api import Engine
+from retriever.engine.state import STATE
+from retriever.core.errors import InputError
 
 TABLE = Path(__file__).with_name("reproductions.yaml")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.beir import SystemResult, evaluate, git_commit, write_results, write_run, _slug
-from eval.datasets import Dataset
-from retriever.engine import Engine
-from retriever.progress import progress
-from retriever.rerank.base import RerankContext, index_signals, load_reranker, wants_signals
+from retriever.core.datasets import Dataset
+from retriever.api import Engine
+from retriever.core.progress import progress
+from retriever.rerank.base import RerankContext, load_reranker, wants_signals
 
 MEASURES = ("both_gold_passed", "answer_in_passed", "passed", "seconds")
 YES_NO = ("yes", "no")
@@ -73,26 +73,26 @@ def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Se
     chosen = list(queries.values())[:limit] if limit else list(queries.values())
     rerankers = [load_reranker(spec) for spec in reranks]
     agent = Agent(engine, None, using=using, rerank=rerankers[0], candidates=candidates, passages=candidates)
+    agents = [agent.with_reranker(r) for r in rerankers]
     rows: dict[str, list[dict]] = {f"{mode} | {r}": [] for mode in modes for r in rerankers}
-    signals_needed = any(wants_signals(r) for r in rerankers)
     for query in progress(chosen, desc=f"reranker selection on {dataset.name}", unit="question"):
         gold = {d for d, s in qrels[query.query_id].items() if s > 0}
         answer = str(query.metadata.get("answer", "")).strip().lower()
         if "plain" in modes:
-            hits = engine.batch_search([query.text], k=candidates, using=using)[0]
-            signals = index_signals(engine, [query.text], using, candidates)[0] if signals_needed else {}
+            retrieved = engine.retrieve([query.text], k=candidates, using=using)[0]
+            hits = engine.hits(retrieved.ranking)
             for reranker in rerankers:
                 started = time.perf_counter()
-                context = RerankContext(question=query.text, signals=signals if wants_signals(reranker) else {})
+                context = RerankContext(question=query.text,
+                                        signals=retrieved.signals(candidates) if wants_signals(reranker) else {})
                 passed = reranker.rerank(query.text, hits, context)
                 rows[f"plain | {reranker}"].append(_row(query.query_id, [h.doc_id for h in passed],
                                                         " ".join(h.title + " " + h.text for h in passed), gold,
                                                         answer, time.perf_counter() - started))
         if "loop" in modes:
-            for reranker in rerankers:
-                agent.reranker = reranker
+            for reranker, selecting in zip(rerankers, agents):
                 started = time.perf_counter()
-                trace = agent.ask(query.text).trace
+                trace = selecting.ask(query.text).trace
                 text = " ".join(e.title + " " + " ".join(e.sentences) for e in trace.evidence)
                 row = _row(query.query_id, [e.doc_id for e in trace.evidence], text, gold, answer,
                            time.perf_counter() - started)

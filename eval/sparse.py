@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from eval.beir import evaluate, git_commit
-from eval.datasets import Dataset
+from retriever.core.datasets import Dataset
 from eval.reproduce import _engine as engine_with
-from retriever.storage import dir_size
+from retriever.core.storage import dir_size
 
 def sparse_specs(models: Mapping[str, str], settings: str = "") -> dict[str, str]:
     """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory."""

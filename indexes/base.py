@@ -18,12 +18,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from retriever.corpus import Corpus, Document
-from retriever.errors import IndexFormatError, MissingResourceError, SpecError
-from retriever.specs import Spec, parse_spec
-from retriever.storage import read_manifest, staging_dir, write_manifest
+from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import IndexFormatError, MissingResourceError, SpecError
+from retriever.core.specs import Spec, parse_spec
+from retriever.core.storage import read_manifest, staging_dir, write_manifest
+from retriever.core.types import Ranking
 
-Ranking = list[tuple[str, float]]
 
 # kind -> (module, class, the pip extra that provides its dependencies)
 KINDS: dict[str, tuple[str, str, str]] = {

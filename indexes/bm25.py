@@ -13,10 +13,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from indexes.base import Index, Ranking
+from indexes.base import Index
 from indexes.jvm import java_class, java_list, java_path
-from retriever.corpus import Corpus, Document
-from retriever.storage import link_tree
+from retriever.core.corpus import Corpus, Document
+from retriever.core.storage import link_tree
+from retriever.core.types import Ranking
 
 DEFAULTS = {"k1": 0.9, "b": 0.4}
 LUCENE_DIR = "lucene"
@@ -119,6 +120,6 @@ def _ranking(scored_docs) -> Ranking:
 
 def _reject_unknown(settings: dict) -> None:
     if settings:
-        from retriever.errors import SpecError
+        from retriever.core.errors import SpecError
 
         raise SpecError(f"unknown bm25 setting(s): {', '.join(sorted(settings))}; known: k1, b, threads")

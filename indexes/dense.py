@@ -16,11 +16,12 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from indexes.base import Index, Ranking
-from retriever.corpus import Corpus, Document
-from retriever.errors import SpecError
-from retriever.models import DEFAULT_DENSE_MODEL, resolve_model
-from retriever.progress import progress
+from indexes.base import Index
+from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import SpecError
+from retriever.core.models import DEFAULT_DENSE_MODEL, resolve_model
+from retriever.core.progress import progress
+from retriever.core.types import Ranking
 
 FAISS_FILE = "index.faiss"
 IDS_FILE = "docids.arrow"

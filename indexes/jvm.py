@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from retriever.errors import MissingResourceError
+from retriever.core.errors import MissingResourceError
 
 DEFAULT_HEAP = "4g"
 

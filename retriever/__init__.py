@@ -7,18 +7,19 @@ Example:
     >>> engine.search("statins and breast cancer", k=5, using="rrf(bm25,dense)")
 """
 
-__version__ = "0.1.0"
+from retriever.core import __version__
+
 __all__ = ["Engine", "Hit", "Corpus", "Document"]
 
 
 def __getattr__(name: str):
     """Import the public classes on first use, so ``import retriever`` stays cheap."""
     if name in ("Engine", "Hit"):
-        from retriever import engine
+        from retriever import api
 
-        return getattr(engine, name)
+        return getattr(api, name)
     if name in ("Corpus", "Document"):
-        from retriever import corpus
+        from retriever.core import corpus
 
         return getattr(corpus, name)
     raise AttributeError(f"module 'retriever' has no attribute {name!r}")

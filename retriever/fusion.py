@@ -18,10 +18,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from retriever.errors import SpecError
-from retriever.specs import Spec, parse_spec
+from retriever.core.errors import SpecError
+from retriever.core.specs import Spec, parse_spec
+from retriever.core.types import Ranking
 
-Ranking = list[tuple[str, float]]
 METHODS = ("rrf", "norm")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("RETRIEVER_QUIET", "1")
 
-from eval.datasets import data_roots, load_dataset  # noqa: E402
+from retriever.core.datasets import data_roots, load_dataset  # noqa: E402
 
 SLICE_DOCS = 400
 
@@ -65,7 +65,7 @@ def nfcorpus_slice(tmp_path_factory, nfcorpus) -> Path:
 @pytest.fixture(scope="session")
 def slice_engine(tmp_path_factory, nfcorpus_slice):
     """An engine with BM25 and exact dense (real MiniLM) over the NFCorpus slice; built once."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "slice", nfcorpus_slice / "corpus.jsonl",
                         indexes=["bm25", "dense"])
@@ -117,6 +117,6 @@ def hotpot_slice(hotpot):
 @pytest.fixture(scope="session")
 def hotpot_engine(tmp_path_factory, hotpot_slice):
     """BM25 over the HotpotQA slice's documents (about 400 paragraphs); built once."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot_slice[2], indexes=["bm25"])

@@ -15,8 +15,8 @@ from cli import main
 from eval.multihop import evaluate_multihop
 from retriever.agent import TRACE_SCHEMA, Agent, Budget
 from retriever.agent.prompts import documents_block
-from retriever.engine import Engine
-from retriever.errors import SpecError
+from retriever.api import Engine
+from retriever.core.errors import SpecError
 from retriever.generate import load_generator
 from retriever.generate.base import Generation
 

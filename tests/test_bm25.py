@@ -2,9 +2,9 @@
 
 import pytest
 
-from eval.metrics import aggregate
+from retriever.core.metrics import aggregate
 from indexes.base import build_index, extend_index, open_index
-from retriever.corpus import Corpus
+from retriever.core.corpus import Corpus
 
 
 @pytest.fixture(scope="module")

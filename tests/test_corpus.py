@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from retriever.corpus import Corpus, Document, read_beir_corpus
-from retriever.errors import InputError
+from retriever.core.corpus import Corpus, Document, read_beir_corpus
+from retriever.core.errors import InputError
 
 
 def write_lines(path, lines):

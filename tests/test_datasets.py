@@ -1,7 +1,7 @@
 import pytest
 
-from eval.datasets import HOTPOT, SPLIT_SEED, TEST_SIZE, load_dataset, read_qrels, write_beir
-from retriever.errors import InputError, MissingResourceError
+from retriever.core.datasets import HOTPOT, SPLIT_SEED, TEST_SIZE, load_dataset, read_qrels, write_beir
+from retriever.core.errors import InputError, MissingResourceError
 
 
 def test_nfcorpus_counts(nfcorpus):

@@ -5,7 +5,7 @@ import pytest
 
 from indexes.base import build_index, extend_index
 from indexes.dense import DenseIndex
-from retriever.errors import MissingResourceError, SpecError
+from retriever.core.errors import MissingResourceError, SpecError
 
 QUERIES = ["statins and breast cancer", "vitamin D bone density", "red meat and colon cancer risk",
            "soy isoflavones", "arsenic in rice"]
@@ -40,7 +40,7 @@ def test_hnsw_and_ivfpq_recall_against_flat(tmp_path, slice_engine):
 def test_add_finds_new_document(tmp_path, slice_engine):
     index = slice_engine.indexes["dense"]
     new = [{"_id": "NEW", "title": "Arsenic levels in brown rice", "text": "Rice contains inorganic arsenic."}]
-    from retriever.corpus import document_from_record
+    from retriever.core.corpus import document_from_record
 
     docs = [document_from_record(r) for r in new]
     grown = extend_index(index, docs, slice_engine.corpus.extend(tmp_path / "c2", docs), tmp_path / "d2")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from indexes.dense import DenseIndex
-from retriever.engine import Engine, Hit
-from retriever.errors import IndexFormatError, InputError, SpecError
+from retriever.api import Engine, Hit
+from retriever.core.errors import IndexFormatError, InputError, SpecError
 
 
 def test_search_returns_hits_with_text(slice_engine):
@@ -103,7 +103,7 @@ def test_build_indexes_adds_a_named_index(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from retriever.engine import Engine
+from retriever.api import Engine
 Engine.build(sys.argv[1], sys.argv[2], indexes=["bm25", "dense"], overwrite=True)
 """
 

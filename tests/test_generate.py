@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from retriever.errors import GenerationError, MissingResourceError, SpecError
+from retriever.core.errors import GenerationError, MissingResourceError, SpecError
 from retriever.generate import CachedGenerator, OpenAICompatible, load_generator, open_generator
 from retriever.generate.base import Generation
 

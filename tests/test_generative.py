@@ -18,9 +18,9 @@ from indexes.generative.model import DecoderConfig, IdDecoder
 from indexes.generative.settings import parse_settings
 from indexes.generative.train import Targets, TrainSettings, train_decoder
 from indexes.generative.trie import IdTrie
-from retriever.corpus import Corpus, document_from_record
-from retriever.engine import Engine
-from retriever.errors import InputError, SpecError
+from retriever.core.corpus import Corpus, document_from_record
+from retriever.api import Engine
+from retriever.core.errors import InputError, SpecError
 
 TINY = ("generative(branching=3,leaf_size=6,d_model=32,heads=2,ff_dim=64,layers=1,memory_slots=2,"
         "spans=1,pseudo_queries=2,max_seq_length=64,epochs=4,batch_size=32,add_epochs=2,lr=0.003)")

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from eval.datasets import load_dataset
-from retriever.errors import InputError, MissingResourceError, SpecError
+from retriever.core.datasets import load_dataset
+from retriever.core.errors import InputError, MissingResourceError, SpecError
 from retriever.rerank.base import RerankContext, load_reranker
 from retriever.rerank.features import STOP_FEATURES, Candidates, item_feature_names
 from retriever.rerank.plackett import log_prob, sample
@@ -30,7 +30,7 @@ def tiny_cross(tmp_path_factory):
     """A 2-layer, 32-wide BERT cross-encoder with the real MiniLM tokenizer, saved in CrossEncoder layout."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from retriever.models import resolve_model
+    from retriever.core.models import resolve_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("models") / "tiny-cross"
@@ -50,7 +50,7 @@ def hotpot():
 @pytest.fixture(scope="module")
 def hotpot_engine(tmp_path_factory, hotpot):
     """BM25 over the real hotpotqa-distractor corpus (10,785 paragraphs)."""
-    from retriever.engine import Engine
+    from retriever.api import Engine
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot.documents(), indexes=["bm25"])
 
@@ -150,7 +150,7 @@ def test_spec_parsing_and_clear_errors(tmp_path, tiny_cross):
 
 
 def test_cross_encoder_judges_passages_against_the_question(tiny_cross):
-    from retriever.engine import Hit
+    from retriever.core.types import Hit
 
     question = "Which country is the director of Kiss and Tell from?"
     hits = [Hit(f"d{i}", 0.0, title, text) for i, (title, text) in enumerate([
@@ -165,9 +165,9 @@ def test_cross_encoder_judges_passages_against_the_question(tiny_cross):
 
 
 def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, hotpot_engine, hotpot, monkeypatch):
-    from retriever.rerank import cross_train
-    from retriever.rerank.cross_data import mine_groups
-    from retriever.rerank.cross_train import CrossTrainSettings, train_cross_encoder
+    from retriever.train.rerank import cross_train
+    from retriever.train.rerank.cross_data import mine_groups
+    from retriever.train.rerank.cross_train import CrossTrainSettings, train_cross_encoder
     from retriever.rerank.scores import load_cross_encoder, passage
 
     small = dataclasses.replace(hotpot, qrels={"tiny": dict(list(hotpot.split("dev")[1].items())[:3])})
@@ -211,7 +211,7 @@ def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, ho
 
 @pytest.fixture(scope="module")
 def trained_policy(tmp_path_factory, hotpot_engine, tiny_cross):
-    from retriever.rerank.rl_train import RLSettings, train_policy
+    from retriever.train.rerank.rl_train import RLSettings, train_policy
 
     out = tmp_path_factory.mktemp("policies") / "rl"
     settings = RLSettings(using="bm25", candidates=12, limit=40, bc_epochs=3, rl_epochs=8, batch=16, group=8,

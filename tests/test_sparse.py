@@ -21,8 +21,8 @@ from indexes.sparse.encoder import DocEncoder, resolve_sparse_model
 from indexes.sparse.index import DEFAULTS
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors, quantize
-from retriever.engine import Engine
-from retriever.errors import InputError, MissingResourceError, SpecError
+from retriever.api import Engine
+from retriever.core.errors import InputError, MissingResourceError, SpecError
 
 MODEL = DEFAULTS["model"]
 QUERIES = ["statins and breast cancer", "vitamin D and bone health", "fish oil and the heart",
@@ -82,10 +82,10 @@ def test_weights_of_a_column_subset_have_the_same_values_and_gradient(encoder, n
 
 def test_dev_evaluation_on_query_terms_equals_a_full_encoding(slice_engine, nfcorpus_slice):
     """Training's dev evaluation encodes only the dev queries' terms: same rankings as whole vectors."""
-    from eval.datasets import load_dataset
-    from eval.metrics import aggregate
+    from retriever.core.datasets import load_dataset
+    from retriever.core.metrics import aggregate
     from indexes.sparse.backends import ExactBackend
-    from indexes.sparse.evaluation import MEASURES, DevSet
+    from retriever.train.sparse.evaluation import MEASURES, DevSet
     from indexes.sparse.index import encode_corpus
 
     short = DocEncoder.load(MODEL, max_length=64)
@@ -254,15 +254,16 @@ def test_vocabulary_mismatch_is_a_clear_error(tmp_path, nfcorpus_slice):
         engine.add([{"_id": "new", "text": "statins"}])
     directory = engine.indexes["sparse"].directory
     shutil.copy(model / "tokenizer.json", directory / "tokenizer.json")
+    reopened = Engine.open(tmp_path / "e")  # indexes open lazily: the check runs on first use
     with pytest.raises(VocabularyMismatchError, match="not the tokenizer this index was built with"):
-        Engine.open(tmp_path / "e")
+        reopened.search("statins", using="sparse")
 
 
 def test_short_training_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp_path, slice_engine, nfcorpus):
     """Label-free distillation on real NFCorpus documents, BM25 + MiniLM teachers (real models).
 
     Full runs: ``retriever train sparse`` (README, "Learned sparse index")."""
-    from indexes.sparse.train import TrainSettings, train_sparse
+    from retriever.train.sparse.train import TrainSettings, train_sparse
 
     settings = TrainSettings(regime="label-free", pseudo_queries=6, queries_per_step=6, docs_per_query=4, pool=4,
                              steps=8, eval_every=4, max_length=64, lr=3e-4, warmup=0, reg_weight=1e-4,
@@ -280,7 +281,7 @@ def test_short_training_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp
 
 
 def test_training_settings_from_strings():
-    from indexes.sparse.train import TrainSettings
+    from retriever.train.sparse.train import TrainSettings
 
     settings = TrainSettings.from_options({"steps": "20", "eval_start": "false", "scale_lr": "0.05"})
     assert (settings.steps, settings.eval_start, settings.scale_lr) == (20, False, 0.05)

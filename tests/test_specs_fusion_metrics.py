@@ -1,9 +1,9 @@
 import pytest
 
-from eval.metrics import aggregate, exact_match, f1_score, normalize_answer, per_query
-from retriever.errors import SpecError
+from retriever.core.metrics import aggregate, exact_match, f1_score, normalize_answer, per_query
+from retriever.core.errors import SpecError
 from retriever.fusion import Fusion, normalized_score_fusion, reciprocal_rank_fusion
-from retriever.specs import parse_spec
+from retriever.core.specs import parse_spec
 
 
 @pytest.mark.parametrize("text, canonical", [

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from retriever.errors import IndexFormatError, InputError
+from retriever.core.errors import IndexFormatError, InputError
 
 IDS_FILE = "ids.arrow"
 TOKENS_FILE = "tokens.arrow"

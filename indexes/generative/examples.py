@@ -25,9 +25,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from retriever.corpus import Document
-from retriever.errors import IndexFormatError, SpecError
-from retriever.progress import progress
+from retriever.core.corpus import Document
+from retriever.core.errors import IndexFormatError, SpecError
+from retriever.core.progress import progress
 
 SOURCES = ("document", "title", "lead", "span", "pseudo", "query")
 TERMS_FILE = "terms.arrow"
@@ -173,7 +173,7 @@ def query_examples(source: str, row_of: Mapping[str, int]) -> Examples:
     Raises:
         SpecError: a malformed source or a ``test`` split (training on test queries is refused).
     """
-    from eval.datasets import load_dataset
+    from retriever.core.datasets import load_dataset
 
     name, _, split = source.rpartition(":")
     if not name or not split:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from indexes.base import Index, Ranking
+from indexes.base import Index
 from indexes.generative.decode import beam_search, sequence_logprobs
 from indexes.generative.docids import DocTree, Vocabulary, check_unique
 from indexes.generative.examples import Examples, TermStats, ViewSettings, document_examples, encode_texts, \
@@ -45,9 +45,10 @@ from indexes.generative.model import DecoderConfig, IdDecoder, load_model, save_
 from indexes.generative.settings import CONTINUAL, parse_settings
 from indexes.generative.train import Targets, TrainSettings, plot_losses, train_decoder
 from indexes.generative.trie import IdTrie
-from retriever.corpus import Corpus, Document
-from retriever.errors import IndexFormatError, InputError, SpecError
-from retriever.storage import read_json
+from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import IndexFormatError, InputError, SpecError
+from retriever.core.storage import read_json
+from retriever.core.types import Ranking
 
 TRAINING_FILE = "training.json"
 LOSS_FILE = "loss.png"

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from indexes.generative.examples import SOURCES, Examples
-from retriever.errors import IndexFormatError
+from retriever.core.errors import IndexFormatError
 
 MEMORY_FILE = "memory.safetensors"
 REPLAYED = (SOURCES.index("pseudo"), SOURCES.index("query"))

@@ -35,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from retriever.errors import IndexFormatError
+from retriever.core.errors import IndexFormatError
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"

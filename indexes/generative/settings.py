@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from retriever.errors import SpecError
-from retriever.models import DEFAULT_DENSE_MODEL
+from retriever.core.errors import SpecError
+from retriever.core.models import DEFAULT_DENSE_MODEL
 
 # name -> (type, default, meaning)
 SETTINGS: dict[str, tuple[type, Any, str]] = {

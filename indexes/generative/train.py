@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from indexes.generative.decode import sequence_logprobs
 from indexes.generative.model import IdDecoder
 from indexes.generative.trie import IdTrie
-from retriever.progress import progress
+from retriever.core.progress import progress
 
 STATE_FILE = "checkpoint.safetensors"
 LOG_FILE = "checkpoint.json"

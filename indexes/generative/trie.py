@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from retriever.errors import InputError
+from retriever.core.errors import InputError
 
 INVALID = -1
 

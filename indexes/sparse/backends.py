@@ -28,12 +28,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from indexes.base import Ranking
 from indexes.bm25 import index_documents
 from indexes.jvm import java_class, java_list, java_path
 from indexes.sparse.vectors import SparseVectors, quantize, top_k_dot
-from retriever.errors import SpecError
-from retriever.storage import link_tree
+from retriever.core.errors import SpecError
+from retriever.core.storage import link_tree
+from retriever.core.types import Ranking
 
 Query = tuple[np.ndarray, np.ndarray]
 QUERY_SCALE = 100

@@ -28,9 +28,9 @@ import torch
 
 from indexes.sparse.queries import VocabularyMismatchError, vocabulary_checksum
 from indexes.sparse.vectors import SparseVectors
-from retriever.errors import InputError, MissingResourceError
-from retriever.models import resolve_model
-from retriever.progress import progress
+from retriever.core.errors import InputError, MissingResourceError
+from retriever.core.models import resolve_model
+from retriever.core.progress import progress
 
 DEFAULT_MODEL = "../shared/models/splade-tiny-msmarco"
 _TOKENS_PER_CHUNK = 2048

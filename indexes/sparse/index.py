@@ -30,13 +30,14 @@ from typing import Any, Sequence
 
 from tokenizers import Tokenizer
 
-from indexes.base import Index, Ranking
+from indexes.base import Index
 from indexes.sparse.backends import SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors
-from retriever.corpus import Corpus, Document
-from retriever.errors import SpecError
+from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import SpecError
+from retriever.core.types import Ranking
 
 VECTORS_FILE = "vectors.arrow"
 ENCODE_CHUNK = 4096

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 from tokenizers import Tokenizer
 
-from retriever.errors import IndexFormatError
-from retriever.storage import read_json
+from retriever.core.errors import IndexFormatError
+from retriever.core.storage import read_json
 
 TOKENIZER_FILE = "tokenizer.json"
 DF_FILE = "df.arrow"

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from retriever.errors import IndexFormatError
+from retriever.core.errors import IndexFormatError
 
 SCHEMA = pa.schema([("_id", pa.string()), ("terms", pa.large_list(pa.int32())), ("weights", pa.large_list(pa.float32()))])
 

@@ -22,27 +22,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from retriever.progress import progress
+from retriever.core.progress import progress
+from retriever.core.text import STOPWORDS, words
 
 if TYPE_CHECKING:
-    from retriever.corpus import Corpus
-    from retriever.engine import Hit
+    from retriever.core.corpus import Corpus
+    from retriever.core.types import Hit
 
 LINK, COVER, QUESTION_MENTION = 3.0, 4.0, 0.3
 ANCHORS = 5
 MAX_TITLE_WORDS = 8
-STOPWORDS = frozenset(
-    "a an the of in on at to for by with from and or not is was were are be been being what which who whom "
-    "whose when where how why that this these those as it its he she his her they their them than then both "
-    "did does do has have had same also into about after before over under more most other one two".split())
-_WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens."""
-    return _WORD.findall(text.lower())
 
 
 def sentences(text: str) -> list[str]:

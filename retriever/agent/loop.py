@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -33,12 +34,13 @@ from typing import TYPE_CHECKING, Sequence
 from retriever.agent.evidence import Lexicon, Pool, refine
 from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_decision, reader_messages
 from retriever.agent.trace import Evidence, Hop, Trace
-from retriever.errors import SpecError
+from retriever.core.errors import SpecError
 from retriever.generate.base import Generation, Generator, Message
-from retriever.rerank.base import RerankContext, Reranker, index_signals, load_reranker, wants_signals
+from retriever.core.types import Hit
+from retriever.rerank.base import RerankContext, Reranker, load_reranker, wants_signals
 
 if TYPE_CHECKING:
-    from retriever.engine import Engine, Hit
+    from retriever.engine.reader import Reader
 
 SUFFICIENT_COVERAGE = 0.6
 LINK_FROM = 3
@@ -78,7 +80,8 @@ class Agent:
     """The multi-hop loop over one engine.
 
     Args:
-        engine: an open :class:`~retriever.engine.Engine`.
+        engine: what to search: a :class:`~retriever.engine.reader.Reader` or an open
+            :class:`~retriever.Engine` (anything with ``retrieve``, ``hits``, ``resolve`` and ``corpus``).
         generator: a language model (see :func:`retriever.generate.load_generator`);
             ``None`` runs the no-LLM mode.
         using: which indexes to search (index name, ``hybrid`` or a fusion spec).
@@ -89,7 +92,7 @@ class Agent:
         refine_sentences: pass only the useful sentences of each passage to the model.
     """
 
-    def __init__(self, engine: "Engine", generator: Generator | None = None, using: str = "hybrid",
+    def __init__(self, engine: "Reader", generator: Generator | None = None, using: str = "hybrid",
                  rerank: str | Reranker = "top(k=5)", candidates: int = 30, passages: int = 5,
                  budget: Budget = Budget(), refine_sentences: bool = True):
         if candidates < 1 or passages < 1:
@@ -107,6 +110,13 @@ class Agent:
         if self._lexicon is None:
             self._lexicon = Lexicon(self.engine.corpus)
         return self._lexicon
+
+    def with_reranker(self, rerank: str | Reranker) -> "Agent":
+        """The same agent (sharing its lexicon) selecting evidence with another reranker."""
+        other = copy.copy(self)
+        other.reranker = load_reranker(rerank)
+        self._lexicon = other._lexicon = self.lexicon
+        return other
 
     def config(self) -> dict:
         """The settings that define a run (stored in every trace)."""
@@ -127,7 +137,7 @@ class _Run:
         self.agent, self.question = agent, question
         self.pool = Pool(question, agent.lexicon)
         self.trace = Trace(question, agent.config(), agent.generator.name if agent.generator else None)
-        self.kept: list["Hit"] = []
+        self.kept: list[Hit] = []
         self.answer: str | None = None
 
     def result(self) -> Answer:
@@ -152,15 +162,15 @@ class _Run:
 
     def retrieve(self, hop: int, query: str, source: str) -> "_Retrieved":
         agent, started = self.agent, time.perf_counter()
-        hits = agent.engine.batch_search([query], k=agent.candidates, using=agent.using)[0]
+        retrieved = agent.engine.retrieve([query], k=agent.candidates, using=agent.using)[0]
+        hits = agent.engine.hits(retrieved.ranking)
         new = self.pool.add(hits, f"hop{hop}")
         mentioned = set().union(*(self.pool.candidates[h.doc_id].mentions for h in hits[:LINK_FROM]))
         if hop == 0:
             mentioned |= self.pool.question_mentions
         linked = self.pool.add(self._documents(sorted(mentioned - self.pool.candidates.keys())), "link", ranked=False)
         ordered = self.pool.ordered()[:agent.candidates]
-        signals = (index_signals(agent.engine, [query], agent.using, agent.candidates)[0]
-                   if wants_signals(agent.reranker) else {})
+        signals = retrieved.signals(agent.candidates) if wants_signals(agent.reranker) else {}
         context = RerankContext(question=self.question, hop=hop, kept=tuple(self.kept), signals=signals)
         self.kept = list(agent.reranker.rerank(query, ordered, context))[:agent.passages]
         record = Hop(hop, query, source, retrieved=[h.doc_id for h in hits], linked=linked,
@@ -248,9 +258,7 @@ class _Run:
             return refine(self.pool, self.kept)
         return [[hit.text] for hit in self.kept]
 
-    def _documents(self, doc_ids: Sequence[str]) -> list["Hit"]:
-        from retriever.engine import Hit
-
+    def _documents(self, doc_ids: Sequence[str]) -> list[Hit]:
         return [Hit(doc.doc_id, 0.0, doc.title, doc.text) for doc in self.agent.engine.corpus.get_many(doc_ids)]
 
     def _hop_of(self, doc_id: str) -> int:

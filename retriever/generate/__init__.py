@@ -19,11 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from retriever.errors import MissingResourceError, SpecError
+from retriever.core.errors import MissingResourceError, SpecError
 from retriever.generate.base import Generation, Generator, Message
 from retriever.generate.cache import CachedGenerator
 from retriever.generate.http import OpenAICompatible
-from retriever.specs import parse_spec
+from retriever.core.specs import parse_spec
 
 __all__ = ["Generation", "Generator", "Message", "CachedGenerator", "OpenAICompatible", "load_generator",
            "open_generator"]

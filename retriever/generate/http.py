@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from typing import Sequence
 
-from retriever.errors import GenerationError
+from retriever.core.errors import GenerationError
 from retriever.generate.base import Generation, Message, cut_at_stop
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}

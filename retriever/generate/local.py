@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from retriever.errors import MissingResourceError
+from retriever.core.errors import MissingResourceError
 from retriever.generate.base import Generation, Message, cut_at_stop, plain_chat
 
 

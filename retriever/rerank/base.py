@@ -20,25 +20,25 @@ Relevance is judged against the question a passage must help answer
 instead of the question drops the evidence of the earlier hops.
 
 A reranker that sets the attribute ``wants_signals = True`` also receives, in
-:attr:`RerankContext.signals`, each index's own ranking of the hop's query (an
-opt-in: the caller runs one extra search per index for it).
+:attr:`RerankContext.signals`, each index's own ranking of the hop's query, as the
+retrieval stage (:mod:`retriever.engine.stage`) already read it for fusion.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
-from retriever.errors import SpecError
-from retriever.specs import Spec, parse_spec
+from retriever.core.errors import SpecError
+from retriever.core.specs import Spec, parse_spec
+from retriever.engine.stage import Signals
 
 if TYPE_CHECKING:
-    from retriever.engine import Engine, Hit
+    from retriever.core.types import Hit
 
 RERANKERS: dict[str, str] = {"top": "retriever.rerank.base:TopK", "cross": "retriever.rerank.cross:CrossReranker",
                              "rl": "retriever.rerank.rl:PolicyReranker"}
-Signals = Mapping[str, Mapping[str, tuple[int, float]]]
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,6 @@ class TopK:
 def wants_signals(reranker: Reranker) -> bool:
     """Whether ``reranker`` asked for per-index rankings in :attr:`RerankContext.signals`."""
     return bool(getattr(reranker, "wants_signals", False))
-
-
-def index_signals(engine: "Engine", queries: Sequence[str], using: object, depth: int) -> list[Signals]:
-    """Each index's own ranking (top ``depth``) of each query, for :attr:`RerankContext.signals`.
-
-    Args:
-        engine: the engine the hits came from.
-        queries: the queries.
-        using: what the hits were retrieved with (see :meth:`Engine.resolve`): its indexes are read.
-        depth: how deep each index is read.
-    """
-    target = engine.resolve(using)
-    names = [target] if isinstance(target, str) else list(target.names)
-    runs = {name: engine.indexes[name].search(list(queries), depth) for name in names}
-    return [{name: {doc_id: (rank, float(score)) for rank, (doc_id, score) in enumerate(run[i])}
-             for name, run in runs.items()} for i in range(len(queries))]
 
 
 def load_reranker(spec: str | Spec | Reranker) -> Reranker:

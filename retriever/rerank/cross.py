@@ -1,7 +1,7 @@
 """The supervised cross-encoder reranker: ``cross(path=DIR,k=5)``.
 
 It reads each (query, candidate) pair with a cross-encoder fine-tuned from MiniLM
-(see :mod:`retriever.rerank.cross_train`) and passes the ``k`` best. With
+(see :mod:`retriever.train.rerank.cross_train`) and passes the ``k`` best. With
 ``mix=w`` the final score is ``(1 - w) * minmax(cross-encoder logit) + w *
 minmax(retrieval score)`` over the candidate list, a convex combination with the
 first stage (``w`` chosen on a dev split, never on test).
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from retriever.errors import SpecError
+from retriever.core.errors import SpecError
 from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.scores import CrossScorer
-from retriever.specs import Spec
+from retriever.core.specs import Spec
 
 if TYPE_CHECKING:
-    from retriever.engine import Hit
+    from retriever.core.types import Hit
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

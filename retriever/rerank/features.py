@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from retriever.agent.evidence import STOPWORDS, words
+from retriever.core.text import STOPWORDS, words
 from retriever.rerank.base import RerankContext
 
 if TYPE_CHECKING:
-    from retriever.engine import Hit
+    from retriever.core.types import Hit
 
 BASE_ITEM_FEATURES = ("ce", "ce_gap", "ce_rank", "input_rank", "retrieval", "question_overlap", "query_overlap",
                       "title_in_question", "kept", "kept_link", "top_link")

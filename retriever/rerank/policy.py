@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from retriever.errors import IndexFormatError, MissingResourceError
+from retriever.core.errors import IndexFormatError, MissingResourceError
 from retriever.rerank.features import STOP_FEATURES, Candidates, item_feature_names
 from retriever.rerank.plackett import Decision, sample
-from retriever.storage import read_json, staging_dir, write_json_atomic
+from retriever.core.storage import read_json, staging_dir, write_json_atomic
 
 CONFIG, WEIGHTS = "policy.json", "policy.safetensors"
 FORMAT_VERSION = 1

@@ -5,7 +5,7 @@ computes the features of :mod:`retriever.rerank.features` (including each index'
 own ranking of the hop's query, which it asks for with ``wants_signals``), and
 decodes the policy greedily: an ordering and where to stop, at most ``max_k``
 documents (see :mod:`retriever.rerank.plackett`). Training:
-:mod:`retriever.rerank.rl_train`.
+:mod:`retriever.train.rerank.rl_train`.
 
 Example:
     >>> agent = Agent(engine, generator, rerank="rl(path=work/models/rl-policy)")
@@ -16,15 +16,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
-from retriever.errors import SpecError
+from retriever.core.errors import SpecError
 from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.features import candidates
 from retriever.rerank.policy import Policy
 from retriever.rerank.scores import CrossScorer
-from retriever.specs import Spec
+from retriever.core.specs import Spec
 
 if TYPE_CHECKING:
-    from retriever.engine import Hit
+    from retriever.core.types import Hit
 
 
 class PolicyReranker:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from retriever.errors import MissingResourceError
+from retriever.core.errors import MissingResourceError
 
 WEIGHTS = "model.safetensors"
 _MEMORY: dict[str, dict[tuple[str, str], float]] = {}  # fingerprint -> (query hash, doc key) -> logit

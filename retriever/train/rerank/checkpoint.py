@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from retriever.errors import IndexFormatError
-from retriever.storage import read_json, staging_dir, write_json_atomic
+from retriever.core.errors import IndexFormatError
+from retriever.core.storage import read_json, staging_dir, write_json_atomic
 
 LATEST = "latest.json"
 

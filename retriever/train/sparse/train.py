@@ -3,15 +3,15 @@
 Queries are never encoded by the model: a query is its tokens weighted by their IDF
 in the corpus, exactly as at search time, and the student score is
 ``sum_t idf(t) * w_d(t)``. The encoder learns from a normalized ensemble of
-teachers (:mod:`indexes.sparse.teachers`) with a ranking distillation loss over
+teachers (:mod:`retriever.train.sparse.teachers`) with a ranking distillation loss over
 every document of the batch, plus an IDF-aware FLOPS or an l0-style penalty
-(:mod:`indexes.sparse.losses`), on pseudo-queries (label-free) or qrels
-(supervised) (:mod:`indexes.sparse.examples`).
+(:mod:`retriever.train.sparse.losses`), on pseudo-queries (label-free) or qrels
+(supervised) (:mod:`retriever.train.sparse.examples`).
 
 Training reads documents up to ``max_length`` tokens (128: a step costs less than
 half of one at 256); every ``eval_every`` steps the corpus is re-encoded at
 ``eval_max_length`` (the index's length, 256) and the dev split scored exactly
-(nDCG@10, average non-zeros per document; see :mod:`indexes.sparse.evaluation`);
+(nDCG@10, average non-zeros per document; see :mod:`retriever.train.sparse.evaluation`);
 the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
 Output directory::
 
@@ -38,14 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from indexes.sparse.checkpoint import load_state, save_checkpoint
+from retriever.train.sparse.checkpoint import load_state, save_checkpoint
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
-from indexes.sparse.evaluation import DevSet, plot_curves
-from indexes.sparse.examples import labeled_queries, pseudo_queries, sample_batch
-from indexes.sparse.losses import RANKING_LOSSES, REGULARIZERS, estimated_nnz, ramp, ranking_loss, sparsity_loss
-from indexes.sparse.teachers import TeacherEnsemble
-from retriever.errors import SpecError
-from retriever.progress import progress
+from retriever.train.sparse.evaluation import DevSet, plot_curves
+from retriever.train.sparse.examples import labeled_queries, pseudo_queries, sample_batch
+from retriever.train.sparse.losses import RANKING_LOSSES, REGULARIZERS, estimated_nnz, ramp, ranking_loss, sparsity_loss
+from retriever.train.sparse.teachers import TeacherEnsemble
+from retriever.core.errors import SpecError
+from retriever.core.progress import progress
 
 REGIMES = ("label-free", "supervised")
 TRAINING_FILE = "training.json"
@@ -260,8 +260,9 @@ def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path,
     The engine gets the teacher indexes it lacks (``bm25``, ``dense``; ``sparse`` for
     the ``splade`` teacher).
     """
-    from eval.datasets import load_dataset
-    from retriever.engine import STATE, Engine
+    from retriever.core.datasets import load_dataset
+    from retriever.api import Engine
+    from retriever.engine.state import STATE
 
     settings = TrainSettings.from_options(options)
     dataset = load_dataset(dataset_name, data_dir=data_dir)

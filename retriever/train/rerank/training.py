@@ -15,9 +15,9 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from retriever.errors import InputError
-from retriever.rerank.cross_data import mine_groups
-from retriever.rerank.cross_train import CrossTrainSettings, train_cross_encoder
+from retriever.core.errors import InputError
+from retriever.train.rerank.cross_data import mine_groups
+from retriever.train.rerank.cross_train import CrossTrainSettings, train_cross_encoder
 
 DEFAULT_SOURCES = ("nfcorpus:train:work/nfcorpus", "hotpotqa-distractor:dev:work/hotpotqa")
 DEFAULT_RL_SOURCE = "hotpotqa-distractor:dev:work/hotpotqa"
@@ -30,7 +30,7 @@ def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (
 
     Args:
         out: the directory to write (a cross-encoder, or a policy).
-        rl: train the policy (:func:`retriever.rerank.rl_train.train_policy`) instead of the cross-encoder.
+        rl: train the policy (:func:`retriever.train.rerank.rl_train.train_policy`) instead of the cross-encoder.
         sources: ``DATASET:SPLIT:ENGINE_DIR`` training sources (defaults: :data:`DEFAULT_SOURCES`,
             or :data:`DEFAULT_RL_SOURCE` with ``rl``).
         cross: with ``rl``: the cross-encoder directory.
@@ -45,7 +45,7 @@ def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (
     if not rl:
         return train_cross_reranker(sources or DEFAULT_SOURCES, out, settings_from(CrossTrainSettings, overrides),
                                     data_dir, overwrite)
-    from retriever.rerank.rl_train import RLSettings, train_policy
+    from retriever.train.rerank.rl_train import RLSettings, train_policy
 
     if cross is None or len(sources) > 1:
         raise InputError("--rl needs --cross DIR (the cross-encoder) and at most one --source")
@@ -77,8 +77,8 @@ def train_cross_reranker(sources: Sequence[str], out: str | Path, settings: Cros
     Returns:
         The training summary (also in ``<out>/training.json``).
     """
-    from eval.datasets import load_dataset
-    from retriever.engine import Engine
+    from retriever.core.datasets import load_dataset
+    from retriever.api import Engine
 
     groups = []
     for dataset_name, split, engine_dir in map(parse_source, sources):

@@ -1,6 +1,6 @@
 """Train the reranking policy: behaviour cloning from qrels, then group-relative REINFORCE.
 
-1. **Episodes** (:mod:`retriever.rerank.episodes`): every reranker call of the
+1. **Episodes** (:mod:`retriever.train.rerank.episodes`): every reranker call of the
    hybrid retrieval and of the no-LLM loop on the ``dev`` split, with cross-encoder
    logits cached on disk. A share of the questions (``holdout``) is kept apart to
    watch generalization; the rest is trained on.
@@ -13,7 +13,7 @@
    ``S`` is ``both * [every gold document in S] + answer * [the answer string
    occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers).
 
-Every epoch is checkpointed (:mod:`retriever.rerank.checkpoint`) into
+Every epoch is checkpointed (:mod:`retriever.train.rerank.checkpoint`) into
 ``<out>.train/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
 same policy. ``reward.png`` and ``k.png`` show the curves; ``policy.json`` keeps
 the settings, times and per-epoch results.
@@ -32,10 +32,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from retriever.errors import InputError
-from retriever.progress import progress
-from retriever.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
-from retriever.rerank.episodes import Episode, collect_calls, episodes
+from retriever.core.errors import InputError
+from retriever.core.progress import progress
+from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
+from retriever.train.rerank.episodes import Episode, collect_calls, episodes
 from retriever.rerank.plackett import log_prob
 from retriever.rerank.policy import Policy, PolicyConfig
 from retriever.rerank.scores import CrossScorer, check_model_dir
@@ -107,8 +107,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
         InputError: a test split.
         FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from eval.datasets import load_dataset
-    from retriever.engine import Engine
+    from retriever.core.datasets import load_dataset
+    from retriever.api import Engine
 
     out = Path(out)
     if out.exists() and not overwrite:

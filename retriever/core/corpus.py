@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from retriever.errors import InputError
-from retriever.storage import link_tree, read_manifest, staging_dir, write_manifest
+from retriever.core.errors import InputError
+from retriever.core.storage import link_tree, read_manifest, staging_dir, write_manifest
 
 FORMAT_VERSION = 1
 SCHEMA = pa.schema(

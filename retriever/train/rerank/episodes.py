@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from retriever.errors import InputError
-from retriever.progress import progress
-from retriever.rerank.base import RerankContext, Reranker, index_signals, judged_text, load_reranker
+from retriever.core.errors import InputError
+from retriever.core.progress import progress
+from retriever.core.types import Hit
+from retriever.rerank.base import RerankContext, Reranker, judged_text, load_reranker
 from retriever.rerank.features import Candidates, candidates
 from retriever.rerank.scores import CrossScorer
 
 if TYPE_CHECKING:
-    from retriever.engine import Engine, Hit
+    from retriever.api import Engine
 
 YES_NO = ("yes", "no")
 
@@ -107,8 +108,9 @@ def collect_calls(engine: "Engine", dataset, split: str, path: Path, using: str 
     agent = Agent(engine, None, using=using, rerank=recorder, candidates=depth, passages=passages)
     calls = []
     for query in progress(chosen, desc=f"recording reranker calls ({dataset.name} {split})", unit="question"):
-        hits = engine.batch_search([query.text], k=depth, using=using)[0]
-        signals = index_signals(engine, [query.text], using, depth)[0]
+        retrieved = engine.retrieve([query.text], k=depth, using=using)[0]
+        hits = engine.hits(retrieved.ranking)
+        signals = retrieved.signals(depth)
         calls.append(_call(query, query.text, hits, RerankContext(question=query.text, signals=signals), "plain"))
         recorder.calls.clear()
         agent.ask(query.text)
@@ -156,7 +158,5 @@ def _call(query, text: str, hits: Sequence["Hit"], context: RerankContext, sourc
                  for name, run in context.signals.items()})
 
 
-def _hit(doc, score: float) -> "Hit":
-    from retriever.engine import Hit
-
+def _hit(doc, score: float) -> Hit:
     return Hit(doc.doc_id, score, doc.title, doc.text)

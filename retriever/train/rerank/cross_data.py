@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from retriever.errors import InputError
-from retriever.progress import progress
+from retriever.core.errors import InputError
+from retriever.core.progress import progress
 from retriever.rerank.scores import passage
 
 BATCH = 128

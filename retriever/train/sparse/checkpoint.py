@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from retriever.storage import read_json, staging_dir
+from retriever.core.storage import read_json, staging_dir
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexes.sparse.teachers import TeacherScores
-from retriever.corpus import Corpus
-from retriever.errors import InputError
+from retriever.train.sparse.teachers import TeacherScores
+from retriever.core.corpus import Corpus
+from retriever.core.errors import InputError
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 

@@ -27,9 +27,9 @@ import faiss
 import numpy as np
 
 from indexes.dense import IDS_FILE, read_ids
-from retriever.engine import Engine
-from retriever.errors import SpecError
-from retriever.progress import progress
+from retriever.api import Engine
+from retriever.core.errors import SpecError
+from retriever.core.progress import progress
 
 TEACHERS = ("bm25", "dense", "splade")
 _BATCH = 256

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from eval.metrics import aggregate, parse_measures
+from retriever.core.metrics import aggregate, parse_measures
 from indexes.sparse.backends import ExactBackend
 from indexes.sparse.encoder import DocEncoder
 from indexes.sparse.index import ENCODE_CHUNK, encode_corpus
 from indexes.sparse.queries import QueryEncoder
-from retriever.corpus import Corpus
+from retriever.core.corpus import Corpus
 
 MEASURES = parse_measures(["nDCG@10", "R@100"])
 

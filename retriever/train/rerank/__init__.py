@@ -1,0 +1,1 @@
+"""Training the rerankers: the cross-encoder and the RL policy."""

@@ -1,0 +1,1 @@
+"""Training the inference-free sparse document encoder (distillation, FLOPS / l0)."""
