@@ -92,7 +92,7 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
         index.search(queries, 10)
         batch_seconds = time.perf_counter() - started
         size = dir_size(index.directory)
-        extras = index.benchmark_extras(queries) if hasattr(index, "benchmark_extras") else {}
+        extras = index.benchmark_extras(queries)
         index.close()
     return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
             "build_docs_per_s": len(corpus) / build_seconds,
