@@ -46,7 +46,11 @@ def split_specs(text: str) -> list[str]:
 def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count: int = 200,
                   limit: int | None = None, data_dir: str | None = None) -> str:
     """Measure each spec in a fresh process; write JSON and Markdown to ``out_dir``; return the Markdown."""
+    from indexes.base import parse_index_spec
+
     specs = list(dict.fromkeys([BASELINE, *specs]))
+    for spec in specs:  # every spec's settings are checked before the first build
+        parse_index_spec(spec)
     context = multiprocessing.get_context("spawn")
     rows = []
     for spec in specs:
@@ -92,7 +96,7 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
         index.search(queries, 10)
         batch_seconds = time.perf_counter() - started
         size = dir_size(index.directory)
-        extras = index.benchmark_extras(queries) if hasattr(index, "benchmark_extras") else {}
+        extras = index.benchmark_extras(queries)
         index.close()
     return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
             "build_docs_per_s": len(corpus) / build_seconds,

@@ -27,7 +27,7 @@ from eval.beir import SystemResult, evaluate, git_commit, write_results, write_r
 from retriever.core.datasets import Dataset
 from retriever.api import Engine
 from retriever.core.progress import progress
-from retriever.rerank.base import RerankContext, load_reranker, wants_signals
+from retriever.rerank.base import RerankContext, load_reranker, reranker_settings, wants_signals
 
 MEASURES = ("both_gold_passed", "answer_in_passed", "passed", "seconds")
 YES_NO = ("yes", "no")
@@ -36,6 +36,8 @@ YES_NO = ("yes", "no")
 def evaluate_reranked(engine: Engine, dataset: Dataset, split: str, systems: Sequence[str], reranks: Sequence[str],
                       out_dir: str | Path | None, depth: int = 1000, candidates: int = 100) -> list[SystemResult]:
     """Each system, then each system with its top ``candidates`` reranked by each spec; writes runs, JSON, Markdown."""
+    for spec in reranks:  # settings are checked before any system runs
+        reranker_settings(spec)
     results = evaluate(engine, dataset, split, systems, out_dir, depth=depth)
     queries, _ = dataset.split(split)
     query_ids = list(queries)

@@ -16,17 +16,23 @@ from typing import Any, Sequence
 from indexes.base import Index
 from indexes.jvm import java_class, java_list, java_path
 from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import SpecError
+from retriever.core.settings import Schema, Setting, at_least, within
 from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
-DEFAULTS = {"k1": 0.9, "b": 0.4}
 LUCENE_DIR = "lucene"
+SCHEMA = Schema("bm25", (
+    Setting("k1", float, 0.9, at_least(0), "term-frequency saturation"),
+    Setting("b", float, 0.4, within(0, 1), "document-length normalization"),
+))
 
 
 class BM25Index(Index):
     """Lucene BM25. Settings: ``k1``, ``b``. Search knob: ``threads`` for batches."""
 
     kind = "bm25"
+    schema = SCHEMA
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -35,10 +41,8 @@ class BM25Index(Index):
 
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        persisted = {key: float(settings.pop(key, default)) for key, default in DEFAULTS.items()}
-        _reject_unknown(settings)
         index_documents(directory / LUCENE_DIR, _contents_rows(corpus), directory / "_input")
-        return persisted
+        return dict(settings)
 
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
         link_tree(self.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
@@ -47,7 +51,8 @@ class BM25Index(Index):
         return dict(self.settings)
 
     def search(self, queries: Sequence[str], k: int = 10, threads: int | None = None, **knobs: Any) -> list[Ranking]:
-        _reject_unknown(knobs)
+        if knobs:
+            raise SpecError(f"unknown bm25 search knob(s): {', '.join(sorted(knobs))}; known: threads")
         if len(queries) == 1:
             return [_ranking(self._searcher.search(queries[0], k))]
         qids = [str(i) for i in range(len(queries))]
@@ -116,10 +121,3 @@ def _contents_rows(corpus: Corpus):
 
 def _ranking(scored_docs) -> Ranking:
     return [(d.docid, float(d.score)) for d in (scored_docs or [])]
-
-
-def _reject_unknown(settings: dict) -> None:
-    if settings:
-        from retriever.core.errors import SpecError
-
-        raise SpecError(f"unknown bm25 setting(s): {', '.join(sorted(settings))}; known: k1, b, threads")

@@ -50,7 +50,7 @@ def test_add_finds_new_document(tmp_path, slice_engine):
 
 
 def test_bad_settings_and_missing_model(tmp_path, slice_engine):
-    with pytest.raises(SpecError, match="unknown dense setting"):
+    with pytest.raises(SpecError, match="dense: unknown setting 'colour'"):
         build_index("dense", slice_engine.corpus, tmp_path / "x", {"colour": "red"})
     with pytest.raises(MissingResourceError, match="looked in"):
         build_index("dense", slice_engine.corpus, tmp_path / "y", {"model": "nobody/no-such-model"})

@@ -141,9 +141,9 @@ def test_spec_parsing_and_clear_errors(tmp_path, tiny_cross):
         load_reranker(f"cross(path={tmp_path / 'empty'})")
     with pytest.raises(MissingResourceError, match="policy.json"):
         load_reranker(f"rl(path={tmp_path / 'missing'})")
-    with pytest.raises(SpecError, match="k must be at least 1"):
+    with pytest.raises(SpecError, match="cross: setting 'k' must be at least 1"):
         load_reranker(f"cross(path={tiny_cross},k=0)")
-    with pytest.raises(SpecError, match="unexpected keyword"):
+    with pytest.raises(SpecError, match="cross: unknown setting 'depth'"):
         load_reranker(f"cross(path={tiny_cross},depth=3)")
     with pytest.raises(SpecError, match="unknown reranker"):
         load_reranker("monot5(k=3)")

@@ -17,14 +17,13 @@ import pytest
 import torch
 
 from indexes.sparse.backends import QUERY_SCALE, SeismicBackend
-from indexes.sparse.encoder import DocEncoder, resolve_sparse_model
-from indexes.sparse.index import DEFAULTS
+from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors, quantize
 from retriever.api import Engine
 from retriever.core.errors import InputError, MissingResourceError, SpecError
 
-MODEL = DEFAULTS["model"]
+MODEL = DEFAULT_MODEL
 QUERIES = ["statins and breast cancer", "vitamin D and bone health", "fish oil and the heart",
            "gluten sensitivity", "sugar and diabetes", "green tea catechins", "breast cancer survival",
            "cholesterol lowering diet", "processed meat and colon cancer", "soy and prostate cancer"]
@@ -221,8 +220,9 @@ def test_bad_input(tmp_path, encoder):
         Engine.build(tmp_path / "e", [{"_id": "ok", "text": "statins"}, {"_id": "blank", "title": "", "text": "  "}],
                      indexes=["sparse(max_length=32)"])
     assert not (tmp_path / "e" / "engine.json").exists()
-    for spec, message in [("sparse(colour=red)", "unknown sparse setting"), ("sparse(backend=faiss)", "backend"),
-                          ("sparse(max_length=abc)", "bad sparse setting")]:
+    for spec, message in [("sparse(colour=red)", "sparse: unknown setting 'colour'"),
+                          ("sparse(backend=faiss)", "setting 'backend' must be one of lucene, seismic"),
+                          ("sparse(max_length=abc)", "setting 'max_length' must be an integer")]:
         with pytest.raises(SpecError, match=message):
             Engine.build(tmp_path / "f", [{"_id": "ok", "text": "statins"}], indexes=[spec])
 
@@ -285,7 +285,7 @@ def test_training_settings_from_strings():
 
     settings = TrainSettings.from_options({"steps": "20", "eval_start": "false", "scale_lr": "0.05"})
     assert (settings.steps, settings.eval_start, settings.scale_lr) == (20, False, 0.05)
-    with pytest.raises(SpecError, match="not a boolean"):
+    with pytest.raises(SpecError, match="setting 'eval_start' must be true or false"):
         TrainSettings.from_options({"eval_start": "maybe"})
-    with pytest.raises(SpecError, match="unknown setting"):
+    with pytest.raises(SpecError, match="unknown setting 'learning_rate'"):
         TrainSettings.from_options({"learning_rate": "1e-4"})

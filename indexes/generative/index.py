@@ -42,7 +42,7 @@ from indexes.generative.examples import Examples, TermStats, ViewSettings, docum
     query_examples
 from indexes.generative.memory import Memory
 from indexes.generative.model import DecoderConfig, IdDecoder, load_model, save_model
-from indexes.generative.settings import CONTINUAL, parse_settings
+from indexes.generative.settings import CONTINUAL, SCHEMA
 from indexes.generative.train import Targets, TrainSettings, plot_losses, train_decoder
 from indexes.generative.trie import IdTrie
 from retriever.core.corpus import Corpus, Document
@@ -57,12 +57,13 @@ DEFAULT_BEAM = 100
 
 
 class GenerativeIndex(Index):
-    """A DSI-style index. Settings: see :data:`indexes.generative.settings.SETTINGS`.
+    """A DSI-style index. Settings: see :data:`indexes.generative.settings.SCHEMA`.
 
     Search knobs: ``beam`` (beam width; default ``max(k, 100)``), ``batch_size``.
     """
 
     kind = "generative"
+    schema = SCHEMA
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -78,7 +79,7 @@ class GenerativeIndex(Index):
 
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        s = parse_settings(settings)
+        s = dict(settings)
         docs = list(corpus)
         if not docs:
             raise InputError("cannot build a generative index over an empty corpus")
@@ -105,7 +106,7 @@ class GenerativeIndex(Index):
         return s
 
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
-        s = parse_settings(self.settings)
+        s = SCHEMA.parse(self.settings)
         docs = list(docs)
         known = set(self.doc_ids)
         for position, doc in enumerate(docs, start=1):
@@ -148,7 +149,7 @@ class GenerativeIndex(Index):
         if unknown:
             raise SpecError(f"only continual settings can be changed on a built index ({', '.join(CONTINUAL)}); "
                             f"got {', '.join(sorted(unknown))}")
-        settings = parse_settings({**self.settings, **overrides})
+        settings = SCHEMA.parse({**self.settings, **overrides})
         return GenerativeIndex(self.directory, {**self.manifest, "settings": settings})
 
     @property

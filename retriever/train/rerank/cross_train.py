@@ -38,6 +38,8 @@ import torch
 from retriever.core.errors import InputError
 from retriever.core.models import resolve_model
 from retriever.core.progress import progress
+from retriever.core.settings import above, at_least, option, schema_of, validate, within
+from retriever.fusion import first_stage_problem
 from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
 from retriever.train.rerank.cross_data import Group
 from retriever.core.storage import staging_dir, write_json_atomic
@@ -48,7 +50,7 @@ HEAD = ("classifier.", "bert.pooler.")
 
 @dataclass(frozen=True)
 class CrossTrainSettings:
-    """Settings of one cross-encoder training run (saved in ``training.json``).
+    """Settings of one cross-encoder training run (saved in ``training.json``), checked by :data:`SCHEMA`.
 
     Attributes:
         base: the model to start from (path or bundled id).
@@ -71,22 +73,28 @@ class CrossTrainSettings:
     """
 
     base: str = BASE_MODEL
-    negatives: int = 3
-    positives: int = 2
-    depth: int = 30
-    using: str = "rrf(bm25,dense)"
-    max_length: int = 128
-    groups_per_step: int = 8
-    epochs: int = 1
-    max_steps: int | None = None
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    warmup: float = 0.05
-    weight_decay: float = 0.01
-    pointwise: float = 0.5
+    negatives: int = option(3, at_least(1))
+    positives: int = option(2, at_least(1))
+    depth: int = option(30, at_least(1))
+    using: str = option("rrf(bm25,dense)", first_stage_problem)
+    max_length: int = option(128, at_least(8))
+    groups_per_step: int = option(8, at_least(1))
+    epochs: int = option(1, at_least(1))
+    max_steps: int | None = option(None, at_least(1))
+    lr: float = option(1e-4, above(0))
+    head_lr: float = option(1e-3, above(0))
+    warmup: float = option(0.05, within(0, 1))
+    weight_decay: float = option(0.01, at_least(0))
+    pointwise: float = option(0.5, at_least(0))
     seed: int = 13
-    checkpoint_every: int = 50
-    threads: int = 1
+    checkpoint_every: int = option(50, at_least(1))
+    threads: int = option(1, at_least(1))
+
+    def __post_init__(self) -> None:
+        validate(self, SCHEMA)
+
+
+SCHEMA = schema_of(CrossTrainSettings, "train reranker")
 
 
 def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: CrossTrainSettings = CrossTrainSettings(),

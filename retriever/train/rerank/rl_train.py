@@ -34,6 +34,8 @@ import torch
 
 from retriever.core.errors import InputError
 from retriever.core.progress import progress
+from retriever.core.settings import above, at_least, option, schema_of, validate, within
+from retriever.fusion import first_stage_problem
 from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
 from retriever.train.rerank.episodes import Episode, collect_calls, episodes
 from retriever.rerank.plackett import log_prob
@@ -43,7 +45,7 @@ from retriever.rerank.scores import CrossScorer, check_model_dir
 
 @dataclass(frozen=True)
 class RLSettings:
-    """Settings of one policy training run (saved in ``policy.json``).
+    """Settings of one policy training run (saved in ``policy.json``), checked by :data:`SCHEMA`.
 
     Attributes:
         using: the first stage whose hits the reranker sees.
@@ -67,25 +69,37 @@ class RLSettings:
         threads: torch CPU threads.
     """
 
-    using: str = "hybrid"
-    candidates: int = 30
-    passages: int = 5
-    limit: int | None = None
-    holdout: float = 0.2
-    hidden: int = 16
-    max_k: int = 5
-    min_k: int = 1
-    bc_epochs: int = 20
-    bc_lr: float = 0.01
-    rl_epochs: int = 30
-    lr: float = 0.003
-    group: int = 8
-    batch: int = 32
+    using: str = option("hybrid", first_stage_problem)
+    candidates: int = option(30, at_least(1))
+    passages: int = option(5, at_least(1))
+    limit: int | None = option(None, at_least(1))
+    holdout: float = option(0.2, within(0, 1, high_open=True))
+    hidden: int = option(16, at_least(0))
+    max_k: int = option(5, at_least(1))
+    min_k: int = option(1, at_least(0))
+    bc_epochs: int = option(20, at_least(0))
+    bc_lr: float = option(0.01, above(0))
+    rl_epochs: int = option(30, at_least(0))
+    lr: float = option(0.003, above(0))
+    group: int = option(8, at_least(1))
+    batch: int = option(32, at_least(1))
     both: float = 1.0
     answer: float = 0.5
     cost: float = 0.1
     seed: int = 7
-    threads: int = 1
+    threads: int = option(1, at_least(1))
+
+    def __post_init__(self) -> None:
+        validate(self, SCHEMA)
+
+
+def _min_k_within_max_k(settings) -> tuple[str, str] | None:
+    if settings["min_k"] > settings["max_k"]:
+        return "min_k", f"must be at most max_k ({settings['max_k']}), got {settings['min_k']}"
+    return None
+
+
+SCHEMA = schema_of(RLSettings, "train reranker --rl", rules=(_min_k_within_max_k,))
 
 
 def reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
