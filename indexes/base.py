@@ -31,7 +31,8 @@ from retriever.core.storage import read_manifest, staging_dir, write_manifest
 from retriever.core.types import Ranking
 
 
-# kind -> (module, class, the pip extra that provides its dependencies)
+# kind -> (module, class, the pip extra that provides its dependencies). A new kind is one module
+# under indexes/ with an Index subclass plus its line here; nothing else dispatches on kinds.
 KINDS: dict[str, tuple[str, str, str]] = {
     "bm25": ("indexes.bm25", "BM25Index", "retriever"),
     "dense": ("indexes.dense", "DenseIndex", "retriever"),

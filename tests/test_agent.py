@@ -39,7 +39,8 @@ def test_no_llm_loop_beats_single_shot_on_real_hotpotqa(hotpot_engine, hotpot_sl
         assert 1 <= len(trace.hops) <= agent.budget.max_hops and trace.lm_calls == 0
         assert len(trace.evidence) <= 5 and trace.stop_reason in ("sufficient", "max_hops", "no_new_evidence")
         assert set(answer.citations) <= {e.doc_id for e in trace.evidence} and answer.text
-        assert any(s in trace.evidence[0].sentences or s in answer.text for s in trace.evidence[0].sentences)
+        # no model: the answer is the evidence sentence that covers the question best
+        assert answer.text in [s for e in trace.evidence for s in e.sentences]
     # both gold documents among 5 passed: the loop (title links, chain ordering) must clearly beat one BM25 shot
     assert loop / len(questions) >= 0.8
     assert loop >= single + 0.2 * len(questions)

@@ -190,17 +190,17 @@ def test_training_resumes_to_identical_weights(tmp_path, monkeypatch):
         return model, history
 
     reference, full_history = trained(None)
-    real_save = train_module._save_checkpoint
+    real_save = train_module.save_checkpoint
 
-    def crash_after_first_epoch(directory, model, optimizer, history, epochs_done):
-        real_save(directory, model, optimizer, history, epochs_done)
-        if epochs_done == 1:
+    def crash_after_first_epoch(directory, **state):
+        real_save(directory, **state)
+        if state["meta"]["epochs_done"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_epoch)
+    monkeypatch.setattr(train_module, "save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         trained(tmp_path / "ckpt")
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     resumed, history = trained(tmp_path / "ckpt")
     for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name

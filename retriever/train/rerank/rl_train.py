@@ -13,8 +13,8 @@
    ``S`` is ``both * [every gold document in S] + answer * [the answer string
    occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers).
 
-Every epoch is checkpointed (:mod:`retriever.train.rerank.checkpoint`) into
-``<out>.train/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
+Every epoch is checkpointed (:mod:`retriever.core.checkpoint`) into
+``<out>.train/last/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
 same policy. ``reward.png`` and ``k.png`` show the curves; ``policy.json`` keeps
 the settings, times and per-epoch results.
 """
@@ -34,9 +34,10 @@ import torch
 
 from retriever.core.errors import InputError
 from retriever.core.progress import progress
+from retriever.core.checkpoint import load_checkpoint, save_checkpoint
+from retriever.core.plots import line_plot
 from retriever.core.settings import above, at_least, option, schema_of, validate, within
 from retriever.fusion import first_stage_problem
-from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
 from retriever.train.rerank.episodes import Episode, collect_calls, episodes
 from retriever.rerank.plackett import log_prob
 from retriever.rerank.policy import Policy, PolicyConfig
@@ -147,7 +148,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
     policy = Policy(config)
     policy.set_normalization(np.concatenate([e.candidates.items for e in train]), _stop_rows(train, settings.max_k))
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.bc_lr)
-    resumed = load_checkpoint(work, policy, optimizer)
+    found = load_checkpoint(work / "last", policy, optimizer)
+    resumed = found.meta if found else None
     history: list[dict] = resumed["history"] if resumed else [_evaluate(policy, train, held, settings, 0, "start")]
     first = resumed["step"] if resumed else 0
     total = settings.bc_epochs + settings.rl_epochs
@@ -169,8 +171,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
             loss.backward()
             optimizer.step()
         history.append(_evaluate(policy, train, held, settings, epoch + 1, "bc" if cloning else "rl", sampled))
-        save_checkpoint(work, epoch + 1, policy, optimizer,
-                        {"history": history, "seconds": time.perf_counter() - learn_started})
+        save_checkpoint(work / "last", model=policy, optimizer=optimizer,
+                        meta={"step": epoch + 1, "history": history, "seconds": time.perf_counter() - learn_started})
         _plot(work, history)
     learn_seconds = time.perf_counter() - learn_started
     summary = {"settings": asdict(settings), "dataset": dataset_name, "split": split, "episodes": len(data),
@@ -256,18 +258,17 @@ def _evaluate(policy: Policy, train: list[Episode], held: list[Episode], setting
 def _plot(directory: Path, history: list[dict]) -> None:
     epochs = [h["epoch"] for h in history]
 
-    def series(key: str) -> tuple[list[float], list[float]]:
-        points = [(h["epoch"], h[key]) for h in history if key in h]
-        return [x for x, _ in points], [y for _, y in points]
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(h["epoch"], h[key]) for h in history if key in h]
 
-    plot_curves(directory / "reward.png", {"train (greedy)": series("train_reward"),
-                                           "holdout (greedy)": series("holdout_reward"),
-                                           "train (sampled, RL)": series("sampled_reward")},
-                f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
-                "epoch", "mean reward")
-    plot_curves(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),
-                                      "train (sampled, RL)": series("sampled_k")},
-                "reranking policy: documents passed", "epoch", "mean k")
+    line_plot(directory / "reward.png", {"train (greedy)": series("train_reward"),
+                                         "holdout (greedy)": series("holdout_reward"),
+                                         "train (sampled, RL)": series("sampled_reward")},
+              f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
+              "epoch", "mean reward")
+    line_plot(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),
+                                    "train (sampled, RL)": series("sampled_k")},
+              "reranking policy: documents passed", "epoch", "mean k")
 
 
 def _bc_end(history: list[dict]) -> int:

@@ -16,7 +16,8 @@ the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
 Output directory::
 
     best/            the selected model: a loadable HF model directory (safetensors + tokenizer)
-    last/            the latest checkpoint, with optimizer.safetensors + state.json (resume)
+    last/            the latest checkpoint: the model, plus state.safetensors + state.json (resume;
+                     see :mod:`retriever.core.checkpoint`)
     training.json    settings, per-step losses and sparsity, evaluations, timings
     curves.png       loss, non-zeros per document and dev nDCG@10 against steps
 
@@ -38,9 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from retriever.train.sparse.checkpoint import load_state, save_checkpoint
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
-from retriever.train.sparse.evaluation import DevSet, plot_curves
+from retriever.core.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from retriever.core.plots import Panel, panels
+from retriever.train.sparse.evaluation import DevSet
 from retriever.train.sparse.examples import labeled_queries, pseudo_queries, sample_batch
 from retriever.train.sparse.losses import RANKING_LOSSES, REGULARIZERS, estimated_nnz, ramp, ranking_loss, sparsity_loss
 from retriever.train.sparse.teachers import TEACHERS, TeacherEnsemble
@@ -169,7 +171,7 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     teacher = TeacherEnsemble(engine, settings.teacher_weights, settings.depth,
                               settings.teacher_indexes).prepare([q.text for q in queries])
     teacher_seconds = time.perf_counter() - started
-    resume = (out / "last" / "state.json").exists()
+    resume = find_checkpoint(out / "last") is not None
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
     dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length)
     query_terms = [dev.query_encoder.encode_query(q.text) for q in queries]
@@ -179,8 +181,9 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
                                    {"params": [scale], "weight_decay": 0.0}], lr=settings.lr)
     state: dict[str, Any] = {"step": 0, "steps": [], "evaluations": [], "train_seconds": 0.0}
     if resume:
-        state, extra = load_state(out / "last", optimizer)
-        scale.data.copy_(extra["scale"])
+        found = load_checkpoint(out / "last", optimizer=optimizer)
+        state = found.meta
+        scale.data.copy_(found.extra["scale"])
     if not state["evaluations"] and dev.available and settings.eval_start:
         state["evaluations"].append({"step": 0, **dev.evaluate(encoder)})
     encoder.model.train()
@@ -199,10 +202,23 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
             _checkpoint(encoder, optimizer, scale, state, out, dev, settings)
     bar.close()
     report = {"settings": asdict(settings), "examples": len(queries), "teacher_seconds": round(teacher_seconds, 1),
-              **{k: v for k, v in state.items() if k != "param_groups"}}
+              **state}
     (out / TRAINING_FILE).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    plot_curves(report, out / "curves.png")
+    _plot(report, out / "curves.png")
     return report
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    """Loss, mean non-zeros per document and dev nDCG@10 against the training step (PNG)."""
+    steps = report["steps"]
+    evaluations = [e for e in report["evaluations"] if "nDCG@10" in e]
+    panels(path, [
+        Panel({"ranking": [(s["step"], s["ranking"]) for s in steps],
+               "total": [(s["step"], s["loss"]) for s in steps]}, "loss", "step", "loss"),
+        Panel({"batch": [(s["step"], s["nnz"]) for s in steps],
+               "corpus": [(e["step"], e["nnz"]) for e in evaluations]}, "non-zeros per document", "step", "non-zeros"),
+        Panel({"dev": [(e["step"], e["nDCG@10"]) for e in evaluations]},
+              f"dev nDCG@10 ({report['settings']['dev_split']})", "step", "nDCG@10")])
 
 
 def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher,
@@ -267,8 +283,15 @@ def _checkpoint(encoder: DocEncoder, optimizer, scale, state: dict, out: Path, d
     improved = settings.select == "last" or not dev.available or evaluation["nDCG@10"] > max(previous, default=-1.0)
     if improved:
         evaluation["saved"] = True
-        save_checkpoint(out / "best", encoder.model, encoder.tokenizer)
-    save_checkpoint(out / "last", encoder.model, encoder.tokenizer, optimizer, {"scale": scale}, state)
+        save_checkpoint(out / "best", files=lambda tmp: _save_model(encoder, tmp))
+    save_checkpoint(out / "last", optimizer=optimizer, meta=state, extra={"scale": scale},
+                    files=lambda tmp: _save_model(encoder, tmp))
+
+
+def _save_model(encoder: DocEncoder, directory: Path) -> None:
+    """The encoder as a loadable Hugging Face model directory (safetensors + tokenizer)."""
+    encoder.model.save_pretrained(directory, safe_serialization=True)
+    encoder.tokenizer.save_pretrained(directory)
 
 
 def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path, options: dict[str, str],
