@@ -131,7 +131,8 @@ def extend_index(index: Index, docs: Sequence[Document], corpus: Corpus, directo
     started = time.perf_counter()
     with staging_dir(Path(directory)) as tmp:
         persisted = index.write_extended(tmp, docs)
-        write_manifest(tmp, index.kind, index.format_version, reuse=(index.directory, index.manifest), settings=persisted,
+        write_manifest(tmp, index.kind, index.format_version, reuse=(index.directory, index.manifest),
+                       settings=persisted,
                        doc_count=len(corpus), corpus_checksum=corpus.checksum,
                        build_seconds=index.manifest.get("build_seconds"),
                        add_seconds=round(time.perf_counter() - started, 3))

@@ -55,8 +55,9 @@ class BM25Index(Index):
         if len(queries) == 1:
             return [_ranking(lucene_search(lambda: self._searcher.search(queries[0], k), queries[0]))]
         qids = [str(i) for i in range(len(queries))]
+        threads = threads or os.cpu_count() or 1
         found = lucene_search(lambda: self._searcher.batch_search(java_list(list(queries)), java_list(qids), k,
-                                                                  threads or os.cpu_count() or 1), max(queries, key=len))
+                                                                  threads), max(queries, key=len))
         return [_ranking(found.get(qid)) for qid in qids]
 
     def close(self) -> None:

@@ -30,8 +30,9 @@ _BATCH_ROWS = 8192
 # Lucene refuses a term longer than this many UTF-8 bytes (and Anserini then silently skips the
 # document and every one after it), so longer ids are rejected when the corpus is read.
 MAX_ID_BYTES = 32766
-# Parts whose bytes were checked against their sha256 in this process: (path, inode, size, mtime).
-_VERIFIED: set[tuple[str, int, int, int]] = set()
+# Parts whose bytes were checked in this process: (device, inode, size, mtime, sha256). A part is
+# hard-linked into later generations, so it is hashed once, not once per generation.
+_VERIFIED: set[tuple[int, int, int, int, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Corpus:
         expected = (self.manifest.get("files") or {}).get(part["file"], {}).get("sha256")
         try:
             stat = path.stat()
-            key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, expected or "")
             if expected and key not in _VERIFIED:
                 if file_sha256(path) != expected:
                     raise IndexFormatError(f"{path}: checksum mismatch: the corpus part is damaged; "

@@ -93,9 +93,9 @@ class OpenAICompatible:
                 failure = f"HTTP {e.code} {e.reason}: {detail}"
                 continue
             except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-                reason = redact(str(getattr(e, "reason", e)), self._basic)
+                reason = getattr(e, "reason", e)
                 failure = f"timed out after {self.timeout:g} s" if isinstance(reason, (socket.timeout, TimeoutError)) \
-                    else f"unreachable ({reason})"
+                    else f"unreachable ({redact(str(reason), self._basic)})"
                 continue
             try:
                 reply = json.loads(raw)
@@ -123,7 +123,8 @@ def split_credentials(url: str) -> tuple[str, str | None, str]:
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    shown = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}{':***' if parts.password else ''}@{netloc}"))
+    user_shown = f"{parts.username or ''}{':***' if parts.password else ''}"
+    shown = urllib.parse.urlunsplit(parts._replace(netloc=f"{user_shown}@{netloc}"))
     return bare, token, shown
 
 
