@@ -274,6 +274,7 @@ def test_reader_writer_stress(tmp_path, docs):
             failures.append(f"{type(e).__name__}: {e}")
         opens += 1
     assert writer_process.wait() == 0
+    print(f"{opens} opens over {len(generations)} generations, {len(failures)} failures")
     assert failures == [] and opens >= 5_000 and len(generations) > 10, (opens, failures[:3])
     with Engine.open(path) as final:
         assert len(final.corpus) == 90 and final.index("bm25").doc_count == 90

@@ -23,6 +23,7 @@ from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors, quantize
 from retriever.api import Engine
 from retriever.core.errors import MissingResourceError, SpecError
+from retriever.core.storage import file_table
 
 MODEL = DEFAULTS["model"]
 QUERIES = ["statins and breast cancer", "vitamin D and bone health", "fish oil and the heart",
@@ -254,6 +255,8 @@ def test_vocabulary_mismatch_is_a_clear_error(tmp_path, nfcorpus_slice):
         engine.add([{"_id": "new", "text": "statins"}])
     directory = engine.indexes["sparse"].directory
     shutil.copy(model / "tokenizer.json", directory / "tokenizer.json")
+    manifest = json.loads((directory / "manifest.json").read_text())  # a consistent index, another tokenizer
+    (directory / "manifest.json").write_text(json.dumps({**manifest, "files": file_table(directory)}))
     reopened = Engine.open(tmp_path / "e")  # indexes open lazily: the check runs on first use
     with pytest.raises(VocabularyMismatchError, match="not the tokenizer this index was built with"):
         reopened.search("statins", using="sparse")
