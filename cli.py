@@ -8,6 +8,7 @@ table), ``data`` (prepare), ``bench``. Every long step shows a progress bar;
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,15 +18,34 @@ from retriever.core.errors import RetrieverError
 
 
 class _Group(click.Group):
-    """Turns the package's typed errors into one clean line and exit status 1."""
+    """Turns every error into one ``Error:`` line and exit status 1 (usage errors: 2).
+
+    The package's typed errors and operating-system errors (a full disk, a missing file)
+    print their message; anything else prints its type and message. ``--debug`` (or
+    ``RETRIEVER_DEBUG=1``) lets the traceback through instead.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except RetrieverError as e:
-            raise click.ClickException(str(e)) from None
-        except FileExistsError as e:
-            raise click.ClickException(str(e)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if ctx.find_root().params.get("debug") or os.environ.get("RETRIEVER_DEBUG") == "1":
+                raise
+            raise click.ClickException(_one_line(e)) from None
+
+
+def _one_line(error: Exception) -> str:
+    """The message of ``error`` on one line; unexpected types are named, with a pointer to ``--debug``."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, (RetrieverError, FileExistsError)):
+        return " ".join(lines) or type(error).__name__
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or (lines[0] if lines else type(error).__name__)}{where}"
+    first = lines[0][:300] if lines else ""
+    return f"{type(error).__name__}: {first} (rerun with --debug for the traceback)"
 
 
 def _split_kinds(value: str | None) -> list[str]:
@@ -39,7 +59,8 @@ download_option = click.option("--download", is_flag=True, help="Allow downloadi
 
 @click.group(cls=_Group)
 @click.version_option(package_name="retriever")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (also RETRIEVER_DEBUG=1).")
+def main(debug: bool) -> None:
     """retriever: learned sparse, dense and generative indexes, fused; evaluated on BEIR."""
 
 
@@ -67,6 +88,10 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
 
         os.environ["RETRIEVER_ALLOW_DOWNLOAD"] = "1"
     wanted = _split_kinds(kinds) + list(specs)
+    if (Path(engine_dir) / STATE).exists() and (dataset or corpus) and not overwrite:
+        raise click.UsageError(f"{engine_dir} already holds an engine: --dataset/--corpus would be ignored. Drop them "
+                               f"to build more indexes over its corpus, use `retriever index add` to add documents, "
+                               f"or pass --overwrite to replace the engine")
     if (Path(engine_dir) / STATE).exists() and not (overwrite and (dataset or corpus)):
         engine = Engine.open(engine_dir)
         engine.build_indexes(wanted, overwrite=overwrite)
@@ -88,6 +113,21 @@ def index_add(engine_dir, documents) -> None:
     engine = Engine.open(engine_dir)
     added = engine.add(documents)
     click.echo(f"added {added} documents; {len(engine.corpus)} in total")
+
+
+@index.command("verify")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+def index_verify(engine_dir) -> None:
+    """Check every file of ENGINE_DIR against its manifest checksum; exit 1 on damage."""
+    from retriever.engine.integrity import verify
+
+    checked, problems = verify(engine_dir)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{engine_dir}: {len(problems)} damaged or missing file(s) of {checked}; "
+                                   f"rebuild the engine (or restore it from a copy)")
+    click.echo(f"{engine_dir}: {checked} files match their checksums")
 
 
 @index.command("info")
@@ -255,9 +295,10 @@ def data() -> None:
 @data_dir_option
 def data_prepare(name, out_dir, data_dir) -> None:
     """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
-    from retriever.core.datasets import HOTPOT, write_beir
+    from retriever.core.datasets import HOTPOT, hotpot_file, hotpotqa_to_beir, write_beir
 
-    dataset = _dataset(HOTPOT, data_dir, False)
+    dataset = hotpotqa_to_beir(hotpot_file(data_dir)) if data_dir else _dataset(HOTPOT, None, False)
+    click.echo(f"read {dataset.source}")
     write_beir(dataset, Path(out_dir))
     sizes = ", ".join(f"{split} {len(q)}" for split, q in sorted(dataset.qrels.items()))
     click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")

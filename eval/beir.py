@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from retriever.core.datasets import Dataset
+from retriever.core.errors import InputError
 from retriever.core.metrics import DEFAULT_MEASURES, aggregate
 from retriever.api import Engine
 from retriever.core.progress import progress
@@ -37,6 +39,23 @@ class SystemResult:
     seconds: float
     run_file: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+
+
+def check_corpus(engine: Engine, name: str, qrels: dict[str, dict[str, int]]) -> None:
+    """Refuse to score an engine whose corpus holds none of the judged documents; warn when some are missing.
+
+    Raises:
+        InputError: not one judged document of ``qrels`` is in the engine's corpus (built on another corpus).
+    """
+    judged = {doc_id for docs in qrels.values() for doc_id in docs}
+    missing = [doc_id for doc_id in judged if doc_id not in engine.corpus]
+    source = engine.corpus.manifest.get("source") or "documents given in Python"
+    if judged and len(missing) == len(judged):
+        raise InputError(f"{engine.path} was built on another corpus ({source}): none of the {len(judged)} "
+                         f"documents judged in {name} is in it; build an engine on {name} to evaluate on it")
+    if missing:
+        print(f"warning: {len(missing)} of {len(judged)} documents judged in {name} are not in {engine.path} "
+              f"(built from {source}); they count as not retrieved", file=sys.stderr)
 
 
 def evaluate(engine: Engine, dataset: Dataset, split: str = "test", systems: Sequence[str] = ("bm25",),
@@ -57,6 +76,7 @@ def evaluate(engine: Engine, dataset: Dataset, split: str = "test", systems: Seq
             call (e.g. to add a reranking stage).
     """
     queries, qrels = dataset.split(split)
+    check_corpus(engine, dataset.name, qrels)
     query_ids, texts = list(queries), [q.text for q in queries.values()]
     results = []
     for system in systems:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from retriever.core.corpus import Corpus, Document
-from retriever.core.errors import IndexFormatError, MissingResourceError, SpecError
+from retriever.core.errors import IndexFormatError, MissingResourceError, RetrieverError, SpecError
 from retriever.core.settings import Schema
 from retriever.core.specs import Spec, parse_spec
-from retriever.core.storage import read_manifest, staging_dir, write_manifest
+from retriever.core.storage import check_sizes, read_manifest, staging_dir, write_manifest
 from retriever.core.types import Ranking
 
 
@@ -166,7 +166,8 @@ def extend_index(index: Index, docs: Sequence[Document], corpus: Corpus, directo
     started = time.perf_counter()
     with staging_dir(Path(directory)) as tmp:
         persisted = index.write_extended(tmp, docs)
-        write_manifest(tmp, index.kind, index.format_version, settings=persisted,
+        write_manifest(tmp, index.kind, index.format_version, reuse=(index.directory, index.manifest),
+                       settings=persisted,
                        doc_count=len(corpus), corpus_checksum=corpus.checksum,
                        build_seconds=index.manifest.get("build_seconds"),
                        add_seconds=round(time.perf_counter() - started, 3))
@@ -180,9 +181,17 @@ def open_index(directory: Path) -> Index:
     if kind not in KINDS:
         raise IndexFormatError(f"{directory} holds an index of unknown kind {kind!r}")
     cls = index_class(kind)
+    check_sizes(directory, manifest)
     if manifest.get("format_version", 0) > cls.format_version:
         raise IndexFormatError(
             f"{directory}: {kind} format version {manifest['format_version']} is newer than this "
             f"retriever reads ({cls.format_version}); upgrade retriever"
         )
-    return cls(Path(directory), manifest)
+    try:
+        return cls(Path(directory), manifest)
+    except (RetrieverError, ImportError, MemoryError):
+        raise
+    except Exception as e:  # a damaged file fails in the native reader (Lucene, FAISS, torch, JSON)
+        raise IndexFormatError(f"{directory}: cannot open the {kind} index ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:300] if str(e) else ''}); "
+                               f"check it with `retriever index verify`") from e

@@ -74,12 +74,24 @@ def test_http_success_sends_greedy_request_and_key(serve, monkeypatch):
     server = serve((200, completion("Paris\nmore text"), 0))
     monkeypatch.setenv("TEST_LLM_KEY", "secret-123")
     generator = load_generator(server.url, model="qwen", key_env="TEST_LLM_KEY")
-    out = generator.generate(CHAT, max_tokens=8, stop=["\n"])
+    out = generator.generate(CHAT, max_tokens=8, stop=["\n", "END"])
     assert (out.text, out.prompt_tokens, out.completion_tokens) == ("Paris", 11, 3)
     request = server.requests[0]
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer secret-123"
     assert request["body"]["temperature"] == 0.0 and request["body"]["model"] == "qwen"
-    assert request["body"]["max_tokens"] == 8 and request["body"]["stop"] == ["\n"]
+    # a whitespace-only stop is applied here, after a leading newline, not by the server
+    assert request["body"]["max_tokens"] == 8 and request["body"]["stop"] == ["END"]
+
+
+def test_http_credentials_in_the_url_are_sent_not_shown(serve):
+    server = serve((200, completion("\nParis\nmore"), 0), (404, "no such model", 0))
+    url = server.url.replace("://", "://me:s3cret@")
+    generator = load_generator(url, model="qwen")
+    assert generator.generate(CHAT, stop=["\n"]).text == "Paris"
+    assert server.requests[0]["auth"] == "Basic bWU6czNjcmV0"
+    with pytest.raises(GenerationError) as failure:
+        generator.generate(CHAT)
+    assert "s3cret" not in str(failure.value) + generator.name and "me:***@" in str(failure.value)
 
 
 def test_http_retries_5xx_and_429_then_succeeds(serve):

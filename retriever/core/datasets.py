@@ -162,6 +162,24 @@ def _query_from_record(record: Any, path: str, line: int) -> Query:
     return Query(query_id, text, record.get("metadata") or {})
 
 
+def hotpot_file(data_dir: str | Path) -> Path:
+    """The one HotpotQA distractor file (``*distractor*.json[l]``) in ``data_dir`` or ``data_dir/hotpotqa``.
+
+    Only ``data_dir`` is searched (no other data root), so the file a user named is the one read.
+
+    Raises:
+        MissingResourceError: no such file there, or several.
+    """
+    root = Path(data_dir)
+    found = sorted({p for folder in (root, root / "hotpotqa") for pattern in ("*distractor*.jsonl", "*distractor*.json")
+                    for p in folder.glob(pattern) if p.is_file()})
+    if len(found) != 1:
+        what = f"several ({', '.join(p.name for p in found)}): keep one" if found else "none"
+        raise MissingResourceError(f"looked for one HotpotQA distractor file (*distractor*.jsonl, JSON lines) in "
+                                   f"{root} and {root / 'hotpotqa'}; found {what}")
+    return found[0]
+
+
 def hotpotqa_to_beir(path: Path) -> Dataset:
     """Convert HotpotQA's distractor JSONL into a BEIR-shaped :class:`Dataset` (see module doc)."""
     documents: dict[str, Document] = {}

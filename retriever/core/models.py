@@ -63,9 +63,13 @@ def resolve_model(name: str, allow_download: bool = False) -> str:
 
 def _hub_cache_path(name: str) -> str | None:
     """The snapshot directory of ``name`` in the local Hugging Face cache, if present."""
-    if name.count("/") != 1:
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
         return None
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    found = try_to_load_from_cache(name, "config.json")
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except HFValidationError:
+        return None  # not a hub id (e.g. a relative path that does not exist)
     return str(Path(found).parent) if isinstance(found, str) else None
