@@ -249,18 +249,33 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.argument("name", type=click.Choice(["hotpotqa"]))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/hotpotqa-distractor",
-              show_default=True)
+@click.argument("name")
+@click.option("--file", "source", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A multi-hop file in HotpotQA's distractor format to convert (default: the named set's file "
+                   "under the data roots).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory  [default: data/NAME]")
 @data_dir_option
-def data_prepare(name, out_dir, data_dir) -> None:
-    """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
-    from retriever.core.datasets import HOTPOT, write_beir
+def data_prepare(name, source, out_dir, data_dir) -> None:
+    """Convert a multi-hop distractor file into BEIR layout (pooled corpus, queries, fixed splits).
 
-    dataset = _dataset(HOTPOT, data_dir, False)
+    NAME is hotpotqa (hotpotqa-distractor), musique or 2wikimultihopqa, found under the data roots, or any
+    name for the file given with --file.
+    """
+    from retriever.core.datasets import DISTRACTOR_SETS, HOTPOT, distractor_to_beir, write_beir
+
+    name = HOTPOT if name == "hotpotqa" else name
+    if source is None and name not in DISTRACTOR_SETS:
+        raise click.UsageError(f"unknown dataset {name!r}: give --file, or one of {', '.join(DISTRACTOR_SETS)}")
+    dataset = distractor_to_beir(Path(source), name) if source else _dataset(name, data_dir, False)
+    if source and Path(dataset.source).resolve() != Path(source).resolve():
+        raise click.ClickException(f"read {dataset.source}, not the file given ({source})")
+    out_dir = out_dir or f"data/{name}"
     write_beir(dataset, Path(out_dir))
     sizes = ", ".join(f"{split} {len(q)}" for split, q in sorted(dataset.qrels.items()))
-    click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")
+    documents = sum(1 for _ in dataset.documents())
+    click.echo(f"read {dataset.source}")
+    click.echo(f"wrote {out_dir}: {documents} documents, {len(dataset.queries)} questions ({sizes})")
 
 
 @main.command()
