@@ -307,7 +307,8 @@ def _loop_options(command):
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
         click.option("--candidates", default=30, show_default=True, help="Hits retrieved per hop."),
-        click.option("--max-hops", default=2, show_default=True, help="Retrieval rounds per question."),
+        click.option("--max-hops", default=4, show_default=True,
+                     help="Most retrieval rounds per question (fewer when the question expects fewer hops)."),
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
@@ -355,7 +356,8 @@ def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, 
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--dataset", default="hotpotqa-distractor", show_default=True)
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--limit", default=None, type=int,
+              help="A seeded sample of N questions of the split, stratified by question type (or hop count).")
 @click.option("--systems", default="closed-book,single-shot,agent", show_default=True)
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
@@ -377,7 +379,8 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
     if as_json:
         click.echo(json.dumps(report_dict(report), indent=2))
         return
-    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"]))
+    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"],
+                        report.groups))
     click.echo(f"JSON, Markdown and traces written to {out_dir}/")
 
 

@@ -1,17 +1,26 @@
 """Evidence without a language model: title links, question coverage, chain ordering, refinement.
 
-Multi-hop questions rest on a chain of documents: the question names one entity,
-its document names the next (the bridge). :class:`Lexicon` holds two corpus-wide
-tables built once per corpus: normalized document titles (to find which
-documents a text *mentions*) and document frequencies (to weight question terms
-by IDF). :func:`chain_order` orders a candidate pool so that the most likely
-chain comes first: the pair ``(a, b)`` maximizing
+Multi-hop questions rest on chains of documents: the question names one entity,
+its document names the next (the bridge), and so on for as many hops as the
+question chains relations; a comparison question needs one chain per compared
+entity. :class:`Lexicon` holds two corpus-wide tables built once per corpus:
+normalized document titles (to find which documents a text *mentions*) and
+document frequencies (to weight question terms by IDF).
+
+:meth:`Pool.chains` finds the evidence chains of a pool. A question that is one
+chain starts from the pair ``(a, b)`` maximizing
 
     rank(a) + rank(b) + LINK * [a mentions b or b mentions a] + COVER * coverage(question | a ∪ b)
 
-where ``rank(d) = 1 / (1 + best rank of d in any hop)`` and ``coverage`` is the
-IDF-weighted share of the question's content words found in ``a`` or ``b``.
-The weights were chosen on the hotpotqa-distractor *dev* split (never on test).
+where ``rank(d) = 1 / (1 + best rank of d in any retrieval)`` and ``coverage`` is
+the IDF-weighted share of the question's content words found in the documents;
+a compared entity's chain starts from the document titled with its name. A chain
+then grows, one document at a time, by the linked document (one that mentions or
+is mentioned by a chain document) that adds the most coverage, while it adds at
+least ``EXTEND_GAIN`` and the chain is shorter than the question's expected hops
+(:mod:`retriever.agent.plan`). :meth:`Pool.covered` is the no-LLM stop rule:
+every chain is linked and covers its part of the question. The weights were chosen
+on the hotpotqa-distractor *dev* split (never on test).
 """
 
 from __future__ import annotations
@@ -26,14 +35,30 @@ from retriever.core.progress import progress
 from retriever.core.text import STOPWORDS, words
 
 if TYPE_CHECKING:
+    from retriever.agent.plan import Plan
     from retriever.core.corpus import Corpus
     from retriever.core.types import Hit
 
-LINK, COVER, QUESTION_MENTION = 3.0, 4.0, 0.3
+LINK, COVER, QUESTION_MENTION, RELATE = 3.0, 4.0, 0.3, 1.0
+EXTEND_GAIN = 0.1
+STEM = 5
+# How a relation the question names shows in the sentence that links two documents (stems of STEM letters):
+# "X's father" is told in X's document as "son of Y"; "the director of F" as "directed by Y".
+RELATION_STEMS = {
+    **dict.fromkeys(("father", "mother", "parent", "paren", "grand", "grandfather", "grandmother", "paternal",
+                     "maternal", "child", "son", "daughter", "sibling", "brother", "sister", "uncle", "aunt"),
+                    ("son", "daugh", "child", "father", "mothe", "paren", "born", "broth", "siste")),
+    **dict.fromkeys(("husband", "wife", "spouse", "married", "law"), ("marri", "wife", "husba", "spous", "widow")),
+}
 ANCHORS = 5
 MAX_TITLE_WORDS = 8
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def stems(tokens: Iterable[str]) -> frozenset[str]:
+    """The first ``STEM`` letters of each non-stopword ("directed", "director" -> "direc")."""
+    return frozenset(w[:STEM] for w in tokens if w not in STOPWORDS)
 
 
 def sentences(text: str) -> list[str]:
@@ -65,12 +90,16 @@ class Lexicon:
 
     def mentions(self, text: str) -> set[str]:
         """Ids of the documents whose title occurs in ``text`` (word n-grams up to 8 words)."""
-        tokens, found = words(text), set()
+        return set().union(*(self.titles[key] for key in self.mention_keys(text)))
+
+    def mention_keys(self, text: str) -> list[str]:
+        """The normalized titles that occur in ``text``, in order."""
+        tokens, found = words(text), []
         for start in range(len(tokens)):
             for end in range(start + 1, min(start + MAX_TITLE_WORDS, len(tokens)) + 1):
-                ids = self.titles.get(" ".join(tokens[start:end]))
-                if ids:
-                    found |= ids
+                key = " ".join(tokens[start:end])
+                if key in self.titles:
+                    found.append(key)
         return found
 
     def content_words(self, text: str) -> list[str]:
@@ -87,6 +116,7 @@ class Candidate:
     sources: list[str] = field(default_factory=list)
     words: frozenset[str] = frozenset()
     mentions: frozenset[str] = frozenset()
+    contexts: dict[str, frozenset[str]] = field(default_factory=dict)  # mentioned id -> stems of its sentences
 
     @property
     def rank_score(self) -> float:
@@ -99,7 +129,6 @@ class Pool:
     def __init__(self, question: str, lexicon: Lexicon):
         self.lexicon = lexicon
         self.question_words = lexicon.content_words(question)
-        self.question_weight = sum(lexicon.idf(w) for w in self.question_words) or 1.0
         self.question_mentions = lexicon.mentions(question)
         self.candidates: dict[str, Candidate] = {}
 
@@ -111,7 +140,8 @@ class Pool:
             if candidate is None:
                 candidate = self.candidates[hit.doc_id] = Candidate(
                     hit, words=frozenset(words(hit.title + " " + hit.text)),
-                    mentions=frozenset(self.lexicon.mentions(hit.text) - {hit.doc_id}))
+                    mentions=frozenset(self.lexicon.mentions(hit.text) - {hit.doc_id}),
+                    contexts=self._contexts(hit))
                 new.append(hit.doc_id)
             if ranked and (candidate.rank is None or rank < candidate.rank):
                 candidate.rank = rank
@@ -119,17 +149,40 @@ class Pool:
                 candidate.sources.append(source)
         return new
 
+    def _contexts(self, hit: "Hit") -> dict[str, frozenset[str]]:
+        contexts: dict[str, frozenset[str]] = {}
+        for sentence in sentences(hit.text):
+            found = self.lexicon.mentions(sentence) - {hit.doc_id}
+            if found:
+                sentence_stems = stems(words(sentence))
+                for doc_id in found:
+                    contexts[doc_id] = contexts.get(doc_id, frozenset()) | sentence_stems
+        return contexts
+
+    def relates(self, a: str, b: str, target: Sequence[str]) -> bool:
+        """Whether ``a`` mentions ``b`` in a sentence that names one of ``target``'s relations (other than
+        the words of the two titles): the question's "director of F" read in F's "directed by B"."""
+        context = self.candidates[a].contexts.get(b)
+        if not context:
+            return False
+        titles = stems(words(self.candidates[a].hit.title + " " + self.candidates[b].hit.title))
+        wanted = {w[:STEM] for w in target} | {r for w in target for r in RELATION_STEMS.get(w, ())}
+        return bool((wanted - titles) & context)
+
     def linked(self, a: str, b: str) -> bool:
         return b in self.candidates[a].mentions or a in self.candidates[b].mentions
 
-    def coverage(self, ids: Sequence[str]) -> float:
-        """IDF-weighted share of the question's content words found in the given documents."""
+    def coverage(self, ids: Sequence[str], target: Sequence[str] | None = None) -> float:
+        """IDF-weighted share of ``target`` (default: the question's content words) found in the documents."""
+        target = self.question_words if target is None else target
+        weight = sum(self.lexicon.idf(w) for w in target)
         found = set().union(*(self.candidates[i].words for i in ids)) if ids else set()
-        return sum(self.lexicon.idf(w) for w in self.question_words if w in found) / self.question_weight
+        return sum(self.lexicon.idf(w) for w in target if w in found) / weight if weight else 0.0
 
     def pair_score(self, a: str, b: str) -> float:
         ca, cb = self.candidates[a], self.candidates[b]
-        return ca.rank_score + cb.rank_score + LINK * self.linked(a, b) + COVER * self.coverage([a, b])
+        relate = RELATE * (self.relates(a, b, self.question_words) or self.relates(b, a, self.question_words))
+        return ca.rank_score + cb.rank_score + LINK * self.linked(a, b) + COVER * self.coverage([a, b]) + relate
 
     def single_score(self, doc_id: str) -> float:
         return self.candidates[doc_id].rank_score + QUESTION_MENTION * (doc_id in self.question_mentions)
@@ -140,7 +193,7 @@ class Pool:
         return list(dict.fromkeys([c.hit.doc_id for c in ranked[:ANCHORS]]
                                   + [d for d in self.question_mentions if d in self.candidates]))
 
-    def chain(self) -> tuple[str, ...]:
+    def best_pair(self) -> tuple[str, ...]:
         """The best pair (bridge document first when one mentions the other), or the single best document."""
         ids = list(self.candidates)
         best, score = (), -math.inf
@@ -155,11 +208,96 @@ class Pool:
         a, b = best
         return (b, a) if a in self.candidates[b].mentions and b not in self.candidates[a].mentions else (a, b)
 
-    def ordered(self) -> list["Hit"]:
-        """Every candidate, the best chain first, then by rank and question mention."""
-        chain = self.chain()
-        rest = sorted((d for d in self.candidates if d not in chain), key=lambda d: -self.single_score(d))
-        return [self.candidates[d].hit for d in (*chain, *rest)]
+    def extend(self, chain: Sequence[str], target: Sequence[str], length: int,
+               taken: Iterable[str] = ()) -> tuple[str, ...]:
+        """Grow ``chain`` by linked documents that each add at least ``EXTEND_GAIN`` coverage of ``target``.
+
+        Args:
+            chain: the chain so far.
+            target: the words the chain should cover.
+            length: the longest chain to build.
+            taken: documents other chains already hold.
+        """
+        chain, used = list(chain), set(chain) | set(taken)
+        covered = self.coverage(chain, target)
+        while 0 < len(chain) < length:
+            best, best_score, best_cover = None, -math.inf, covered
+            for doc_id in self._neighbours(chain):
+                if doc_id in used:
+                    continue
+                cover = self.coverage([*chain, doc_id], target)
+                relate = any(self.relates(c, doc_id, target) for c in chain)
+                if cover - covered < EXTEND_GAIN and not relate:
+                    continue
+                score = self.candidates[doc_id].rank_score + COVER * (cover - covered) + RELATE * relate
+                if score > best_score:
+                    best, best_score, best_cover = doc_id, score, cover
+            if best is None:
+                break
+            chain.append(best)
+            used.add(best)
+            covered = best_cover
+        return tuple(chain)
+
+    def part_anchor(self, part: str, source: str) -> str | None:
+        """The document for a compared entity: titled with its name, else the best hit of its own search."""
+        key = " ".join(words(part))
+        titled = [d for d, c in self.candidates.items()
+                  if key and key in (" ".join(words(c.hit.title)), " ".join(words(_DISAMBIGUATION.sub("", c.hit.title))))]
+        searched = [d for d, c in self.candidates.items() if source in c.sources and c.rank is not None]
+        pool = titled or searched
+        return min(pool, key=lambda d: (self.candidates[d].rank is None, self.candidates[d].rank or 0)) if pool else None
+
+    def chains(self, plan: "Plan") -> list[tuple[str, ...]]:
+        """The evidence chains: one per compared entity, or one for the whole question (see the module doc)."""
+        if plan.comparison:
+            chains: list[tuple[str, ...]] = []
+            for index, part in enumerate(plan.parts):
+                anchor = self.part_anchor(part, f"part{index}")
+                if anchor is not None and all(anchor not in c for c in chains):
+                    taken = {d for c in chains for d in c}
+                    chains.append(self.extend([anchor], plan.predicate, plan.hops, taken))
+            if len(chains) == len(plan.parts):
+                return chains
+        pair = self.best_pair()
+        return [self.extend(pair, self.question_words, plan.hops)] if pair else []
+
+    def covered(self, chains: Sequence[Sequence[str]], plan: "Plan", threshold: float) -> bool:
+        """The no-LLM stop rule: every part of the question has a chain that :meth:`covers` it."""
+        if not chains or (plan.comparison and len(chains) < len(plan.parts)):
+            return False
+        return all(self.covers(chain, plan, threshold) for chain in chains)
+
+    def covers(self, chain: Sequence[str], plan: "Plan", threshold: float) -> bool:
+        """Whether ``chain`` is linked (each document linked to one before it) and covers at least
+        ``threshold`` of its words (the question's; the predicate's for a compared entity)."""
+        if not chain or (not plan.comparison and len(chain) < 2):
+            return False
+        if not all(chain[i] in self._neighbours(chain[:i]) for i in range(1, len(chain))):
+            return False
+        target = plan.predicate if plan.comparison else self.question_words
+        return not target or self.coverage(chain, target) >= threshold
+
+    def uncovered(self, chains: Sequence[Sequence[str]], plan: "Plan") -> list[str]:
+        """Question words no chain covers yet (the predicate's, for a comparison)."""
+        target = plan.predicate if plan.comparison else self.question_words
+        found = set().union(*(self.candidates[d].words for chain in chains for d in chain)) if chains else set()
+        return [w for w in target if w not in found]
+
+    def ordered(self, chains: Sequence[Sequence[str]]) -> list["Hit"]:
+        """Every candidate: the chains first (their documents interleaved, chain by chain), then by rank and
+        question mention."""
+        first = list(dict.fromkeys(c[i] for i in range(max(map(len, chains), default=0)) for c in chains
+                                   if i < len(c)))
+        rest = sorted((d for d in self.candidates if d not in first), key=lambda d: -self.single_score(d))
+        return [self.candidates[d].hit for d in (*first, *rest)]
+
+    def _neighbours(self, chain: Sequence[str]) -> set[str]:
+        """Pooled documents linked to any chain document (mentioned by it, or mentioning it)."""
+        ids = set(chain)
+        out = set().union(*(self.candidates[d].mentions for d in chain)) & self.candidates.keys()
+        out |= {d for d, c in self.candidates.items() if c.mentions & ids}
+        return out - ids
 
     def bridge_titles(self, kept: Sequence["Hit"], limit: int = 2) -> list[str]:
         """Titles of pooled documents the kept evidence mentions and the question does not name."""
