@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from retriever.core.corpus import Corpus
     from retriever.core.types import Hit
 
-LINK, COVER, QUESTION_MENTION, RELATE = 3.0, 4.0, 0.3, 1.0
+LINK, COVER, QUESTION_MENTION, RELATE, FORWARD = 3.0, 4.0, 0.3, 1.0, 1.0
 EXTEND_GAIN = 0.1
 STEM = 5
 # How a relation the question names shows in the sentence that links two documents (stems of STEM letters):
@@ -54,6 +54,12 @@ ANCHORS = 5
 MAX_TITLE_WORDS = 8
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def _title_key(text: str) -> str:
+    """A title's words without a leading article ("The Boy Turns Man" and "Boy Turns Man" meet)."""
+    tokens = words(text)
+    return " ".join(tokens[1:] if tokens[:1] in (["the"], ["a"], ["an"]) and len(tokens) > 1 else tokens)
 
 
 def stems(tokens: Iterable[str]) -> frozenset[str]:
@@ -81,7 +87,7 @@ class Lexicon:
                               desc="title and term tables", unit="batch"):
             for doc in batch:
                 for key in {" ".join(words(doc.title)), " ".join(words(_DISAMBIGUATION.sub("", doc.title)))}:
-                    if key:
+                    if key and not set(key.split()) <= STOPWORDS:  # "It", "The One": too common to be a link
                         self.titles.setdefault(key, set()).add(doc.doc_id)
                 self.df.update(set(words(doc.title + " " + doc.text)))
 
@@ -229,7 +235,9 @@ class Pool:
                 relate = any(self.relates(c, doc_id, target) for c in chain)
                 if cover - covered < EXTEND_GAIN and not relate:
                     continue
-                score = self.candidates[doc_id].rank_score + COVER * (cover - covered) + RELATE * relate
+                forward = any(doc_id in self.candidates[c].mentions for c in chain)
+                score = (self.candidates[doc_id].rank_score + COVER * (cover - covered) + RELATE * relate
+                         + FORWARD * forward)
                 if score > best_score:
                     best, best_score, best_cover = doc_id, score, cover
             if best is None:
@@ -241,9 +249,9 @@ class Pool:
 
     def part_anchor(self, part: str, source: str) -> str | None:
         """The document for a compared entity: titled with its name, else the best hit of its own search."""
-        key = " ".join(words(part))
+        key = _title_key(part)
         titled = [d for d, c in self.candidates.items()
-                  if key and key in (" ".join(words(c.hit.title)), " ".join(words(_DISAMBIGUATION.sub("", c.hit.title))))]
+                  if key and key in (_title_key(c.hit.title), _title_key(_DISAMBIGUATION.sub("", c.hit.title)))]
         searched = [d for d, c in self.candidates.items() if source in c.sources and c.rank is not None]
         pool = titled or searched
         return min(pool, key=lambda d: (self.candidates[d].rank is None, self.candidates[d].rank or 0)) if pool else None
