@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from retriever.core.corpus import Corpus
     from retriever.core.types import Hit
 
-LINK, COVER, QUESTION_MENTION, RELATE, FORWARD = 3.0, 4.0, 0.3, 1.0, 1.0
+LINK, COVER, QUESTION_MENTION, RELATE, FORWARD, TOPIC = 3.0, 4.0, 0.3, 1.0, 1.0, 1.0
 EXTEND_GAIN = 0.1
 STEM = 5
 # How a relation the question names shows in the sentence that links two documents (stems of STEM letters):
@@ -136,6 +136,10 @@ class Pool:
         self.lexicon = lexicon
         self.question_words = lexicon.content_words(question)
         self.question_mentions = lexicon.mentions(question)
+        keys = lexicon.mention_keys(question)
+        longest = max((len(k.split()) for k in keys), default=0)
+        # the topic: the documents of the longest title the question names, where its chain most likely starts
+        self.topic = set().union(*(lexicon.titles[k] for k in keys if len(k.split()) == longest))
         self.candidates: dict[str, Candidate] = {}
 
     def add(self, hits: Iterable["Hit"], source: str, ranked: bool = True) -> list[str]:
@@ -188,7 +192,9 @@ class Pool:
     def pair_score(self, a: str, b: str) -> float:
         ca, cb = self.candidates[a], self.candidates[b]
         relate = RELATE * (self.relates(a, b, self.question_words) or self.relates(b, a, self.question_words))
-        return ca.rank_score + cb.rank_score + LINK * self.linked(a, b) + COVER * self.coverage([a, b]) + relate
+        topic = TOPIC * (a in self.topic or b in self.topic)
+        return (ca.rank_score + cb.rank_score + LINK * self.linked(a, b) + COVER * self.coverage([a, b]) + relate
+                + topic)
 
     def single_score(self, doc_id: str) -> float:
         return self.candidates[doc_id].rank_score + QUESTION_MENTION * (doc_id in self.question_mentions)
