@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 LINK, COVER, QUESTION_MENTION, RELATE, FORWARD, TOPIC = 3.0, 4.0, 0.3, 1.0, 1.0, 1.0
 EXTEND_GAIN = 0.1
+SPARE = 1  # a question's chain may hold one document more than its expected hops: room for a second bridge guess
 STEM = 5
 # How a relation the question names shows in the sentence that links two documents (stems of STEM letters):
 # "X's father" is told in X's document as "son of Y"; "the director of F" as "directed by Y".
@@ -260,7 +261,9 @@ class Pool:
                   if key and key in (_title_key(c.hit.title), _title_key(_DISAMBIGUATION.sub("", c.hit.title)))]
         searched = [d for d, c in self.candidates.items() if source in c.sources and c.rank is not None]
         pool = titled or searched
-        return min(pool, key=lambda d: (self.candidates[d].rank is None, self.candidates[d].rank or 0)) if pool else None
+        if not pool:
+            return None
+        return min(pool, key=lambda d: (self.candidates[d].rank is None, self.candidates[d].rank or 0))
 
     def chains(self, plan: "Plan") -> list[tuple[str, ...]]:
         """The evidence chains: one per compared entity, or one for the whole question (see the module doc)."""
@@ -274,7 +277,7 @@ class Pool:
             if len(chains) == len(plan.parts):
                 return chains
         pair = self.best_pair()
-        return [self.extend(pair, self.question_words, plan.hops)] if pair else []
+        return [self.extend(pair, self.question_words, plan.hops + SPARE)] if pair else []
 
     def covered(self, chains: Sequence[Sequence[str]], plan: "Plan", threshold: float) -> bool:
         """The no-LLM stop rule: every part of the question has a chain that :meth:`covers` it."""

@@ -64,7 +64,7 @@ def plan(question: str, titles: Iterable[str] = ()) -> Plan:
     parts = _compared(question.strip(), list(titles))
     part_words = {w for part in parts for w in words(part)}
     predicate = tuple(dict.fromkeys(w for w in words(question) if w not in STOPWORDS and w not in part_words))
-    stripped = question
+    stripped = question.strip().split(" ", 1)[-1]  # the question word itself is no relation
     for part in parts:
         stripped = stripped.replace(part, " X ")
     relations = len(_RELATION.findall(f" {stripped} "))
@@ -91,8 +91,8 @@ def _compared(question: str, titles: list[str]) -> tuple[str, ...]:
         return ()
     if not (left and right and _looks_named(left) and _looks_named(right)) or left == right:
         return ()
-    joint = [f" {words(left)[-1]} {glue} {words(right)[0]} " for glue in ("or", "and")]
-    return () if any(j in f" {t} " for t in titles for j in joint) else (left, right)
+    joint = re.compile(rf" {re.escape(words(left)[-1])} (?:or|and)(?: the| a| an)? {re.escape(words(right)[0])} ")
+    return () if any(joint.search(f" {t} ") for t in titles) else (left, right)
 
 
 def _clean(text: str) -> str:
