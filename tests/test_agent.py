@@ -257,3 +257,7 @@ def test_scores_use_answer_aliases_and_recall_at_5():
     assert row["em"] == 1.0 and row["f1"] == 1.0
     assert row["recall_at_5"] == pytest.approx(2 / 3) and row["all_gold_passed"] == 1.0
     assert row["groups"] == ["type=2hop", "hops=3"]
+    from eval.multihop import SystemScores
+
+    scores = SystemScores("agent", [row, {**row, "query_id": "r"}])
+    assert set(scores.groups()) == {"hops=3"} and scores.groups()["hops=3"]["questions"] == 2  # same questions once
