@@ -222,27 +222,33 @@ class Pool:
         return (b, a) if a in self.candidates[b].mentions and b not in self.candidates[a].mentions else (a, b)
 
     def extend(self, chain: Sequence[str], target: Sequence[str], length: int,
-               taken: Iterable[str] = ()) -> tuple[str, ...]:
-        """Grow ``chain`` by linked documents that each add at least ``EXTEND_GAIN`` coverage of ``target``.
+               taken: Iterable[str] = (), spare: int = 0) -> tuple[str, ...]:
+        """Grow ``chain`` by linked documents that each add at least ``EXTEND_GAIN`` coverage of ``target``
+        or name one of its relations in the sentence that links them.
 
         Args:
             chain: the chain so far.
             target: the words the chain should cover.
-            length: the longest chain to build.
+            length: the expected chain length.
             taken: documents other chains already hold.
+            spare: documents allowed beyond ``length``; each must be mentioned by the chain in a
+                sentence that names one of the target's relations.
         """
         chain, used = list(chain), set(chain) | set(taken)
         covered = self.coverage(chain, target)
-        while 0 < len(chain) < length:
+        while 0 < len(chain) < length + spare:
+            strict = len(chain) >= length
             best, best_score, best_cover = None, -math.inf, covered
             for doc_id in self._neighbours(chain):
                 if doc_id in used:
                     continue
                 cover = self.coverage([*chain, doc_id], target)
                 relate = any(self.relates(c, doc_id, target) for c in chain)
-                if cover - covered < EXTEND_GAIN and not relate:
+                if (cover - covered < EXTEND_GAIN or strict) and not relate:
                     continue
                 forward = any(doc_id in self.candidates[c].mentions for c in chain)
+                if strict and not forward:
+                    continue
                 score = (self.candidates[doc_id].rank_score + COVER * (cover - covered) + RELATE * relate
                          + FORWARD * forward)
                 if score > best_score:
@@ -277,7 +283,7 @@ class Pool:
             if len(chains) == len(plan.parts):
                 return chains
         pair = self.best_pair()
-        return [self.extend(pair, self.question_words, plan.hops + SPARE)] if pair else []
+        return [self.extend(pair, self.question_words, plan.hops, spare=SPARE)] if pair else []
 
     def covered(self, chains: Sequence[Sequence[str]], plan: "Plan", threshold: float) -> bool:
         """The no-LLM stop rule: every part of the question has a chain that :meth:`covers` it."""
