@@ -11,16 +11,22 @@ document frequencies (to weight question terms by IDF).
 chain starts from the pair ``(a, b)`` maximizing
 
     rank(a) + rank(b) + LINK * [a mentions b or b mentions a] + COVER * coverage(question | a ∪ b)
+        + RELATE * [the sentence linking them states a relation of the question] + TOPIC * [a or b is the topic]
 
-where ``rank(d) = 1 / (1 + best rank of d in any retrieval)`` and ``coverage`` is
-the IDF-weighted share of the question's content words found in the documents;
+where ``rank(d) = 1 / (1 + best rank of d in any retrieval)``, ``coverage`` is
+the IDF-weighted share of the question's content words found in the documents and
+the topic is the longest title the question names;
 a compared entity's chain starts from the document titled with its name. A chain
-then grows, one document at a time, by the linked document (one that mentions or
-is mentioned by a chain document) that adds the most coverage, while it adds at
-least ``EXTEND_GAIN`` and the chain is shorter than the question's expected hops
-(:mod:`retriever.agent.plan`). :meth:`Pool.covered` is the no-LLM stop rule:
-every chain is linked and covers its part of the question. The weights were chosen
-on the hotpotqa-distractor *dev* split (never on test).
+then grows, one document at a time, by the best linked document (one that mentions
+or is mentioned by a chain document, preferably mentioned by it) that adds at least
+``EXTEND_GAIN`` coverage or is named in a sentence stating one of the question's
+relations ("directed by" for "director", "son of" for "father": :func:`stems`,
+:data:`RELATION_STEMS`), up to the question's expected hops
+(:mod:`retriever.agent.plan`); a question that is one chain may take ``SPARE``
+more, each mentioned by the chain in such a sentence (room for a second guess).
+:meth:`Pool.covered` is the no-LLM stop rule: every chain is linked and covers its
+part of the question. The weights were chosen
+on the *dev* splits of hotpotqa-distractor, musique and 2wikimultihopqa (never on test).
 """
 
 from __future__ import annotations
