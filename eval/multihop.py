@@ -75,10 +75,10 @@ class SystemScores:
         return {"questions": len(rows), **{m: round(sum(float(r[m]) for r in rows) / n, 4) for m in MEASURES}}
 
     def groups(self) -> dict[str, dict[str, float]]:
-        """Means per group; a group holding the same questions as one before it (MuSiQue's ``type=2hop`` is
-        ``hops=2``) is left out."""
+        """Means per group, types first; a group holding the same questions as one before it (MuSiQue's
+        ``hops=2`` is ``type=2hop``) is left out."""
         out, seen = {}, set()
-        for name in sorted({g for r in self.rows for g in r["groups"]}):
+        for name in sorted({g for r in self.rows for g in r["groups"]}, key=lambda g: (not g.startswith("type="), g)):
             members = frozenset(r["query_id"] for r in self.rows if name in r["groups"])
             if members not in seen:
                 seen.add(members)

@@ -260,4 +260,4 @@ def test_scores_use_answer_aliases_and_recall_at_5():
     from eval.multihop import SystemScores
 
     scores = SystemScores("agent", [row, {**row, "query_id": "r"}])
-    assert set(scores.groups()) == {"hops=3"} and scores.groups()["hops=3"]["questions"] == 2  # same questions once
+    assert set(scores.groups()) == {"type=2hop"} and scores.groups()["type=2hop"]["questions"] == 2  # reported once
