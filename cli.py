@@ -289,19 +289,35 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.argument("name", type=click.Choice(["hotpotqa"]))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/hotpotqa-distractor",
-              show_default=True)
+@click.argument("name")
+@click.option("--file", "source", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A multi-hop file in HotpotQA's distractor format to convert (default: the named set's file "
+                   "under the data roots).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory  [default: data/NAME]")
 @data_dir_option
-def data_prepare(name, out_dir, data_dir) -> None:
-    """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
-    from retriever.core.datasets import HOTPOT, hotpot_file, hotpotqa_to_beir, write_beir
+def data_prepare(name, source, out_dir, data_dir) -> None:
+    """Convert a multi-hop distractor file into BEIR layout (pooled corpus, queries, fixed splits).
 
-    dataset = hotpotqa_to_beir(hotpot_file(data_dir)) if data_dir else _dataset(HOTPOT, None, False)
-    click.echo(f"read {dataset.source}")
+    NAME is hotpotqa (hotpotqa-distractor), musique or 2wikimultihopqa, found under the data roots, or any
+    name for the file given with --file. With --data-dir, hotpotqa reads the one distractor file there.
+    """
+    from retriever.core.datasets import DISTRACTOR_SETS, HOTPOT, distractor_to_beir, hotpot_file, write_beir
+
+    name = HOTPOT if name == "hotpotqa" else name
+    if source is None and name not in DISTRACTOR_SETS:
+        raise click.UsageError(f"unknown dataset {name!r}: give --file, or one of {', '.join(DISTRACTOR_SETS)}")
+    if source is None and name == HOTPOT and data_dir:
+        source = str(hotpot_file(data_dir))
+    dataset = distractor_to_beir(Path(source), name) if source else _dataset(name, data_dir, False)
+    if source and Path(dataset.source).resolve() != Path(source).resolve():
+        raise click.ClickException(f"read {dataset.source}, not the file given ({source})")
+    out_dir = out_dir or f"data/{name}"
     write_beir(dataset, Path(out_dir))
     sizes = ", ".join(f"{split} {len(q)}" for split, q in sorted(dataset.qrels.items()))
-    click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")
+    documents = sum(1 for _ in dataset.documents())
+    click.echo(f"read {dataset.source}")
+    click.echo(f"wrote {out_dir}: {documents} documents, {len(dataset.queries)} questions ({sizes})")
 
 
 @main.command()
@@ -333,7 +349,8 @@ def _loop_options(command):
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
         click.option("--candidates", default=30, show_default=True, help="Hits retrieved per hop."),
-        click.option("--max-hops", default=2, show_default=True, help="Retrieval rounds per question."),
+        click.option("--max-hops", default=4, show_default=True,
+                     help="Most retrieval rounds per question (fewer when the question expects fewer hops)."),
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
@@ -381,7 +398,8 @@ def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, 
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--dataset", default="hotpotqa-distractor", show_default=True)
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--limit", default=None, type=int,
+              help="A seeded sample of N questions of the split, stratified by question type (or hop count).")
 @click.option("--systems", default="closed-book,single-shot,agent", show_default=True)
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
@@ -403,7 +421,8 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
     if as_json:
         click.echo(json.dumps(report_dict(report), indent=2))
         return
-    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"]))
+    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"],
+                        report.groups))
     click.echo(f"JSON, Markdown and traces written to {out_dir}/")
 
 
