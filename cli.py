@@ -1,8 +1,9 @@
 """The ``retriever`` command line: a thin layer over the Python API.
 
-Groups by verb: ``index`` (build, add, info), ``search``, ``eval`` (beir, check,
-table), ``data`` (prepare), ``bench``. Every long step shows a progress bar;
-``--json`` prints machine-readable output.
+Groups by verb: ``index`` (build, add, info), ``search``, ``ask``, ``eval`` (beir, check,
+table, ...), ``train``, ``data`` (prepare), ``bench``. Every long step shows a progress bar;
+``--json`` prints machine-readable output; ``-v`` / ``-q`` set the logging level. Flags keep
+one meaning across commands (see :mod:`retriever.commands.options`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from pathlib import Path
 
 import click
 
+from retriever.commands.options import (DEPTH_HELP, data_dir_option, depth_option, json_option, parse_pairs,
+                                        set_option, setup_logging)
 from retriever.core.errors import RetrieverError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 class _Group(click.Group):
@@ -32,15 +37,33 @@ def _split_kinds(value: str | None) -> list[str]:
     return [k.strip() for k in value.split(",") if k.strip()] if value else []
 
 
-data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                               help="Data root to look in first (then $RETRIEVER_DATA, then ../shared/data).")
 download_option = click.option("--download", is_flag=True, help="Allow downloading a missing dataset or model.")
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(package_name="retriever")
-def main() -> None:
-    """retriever: learned sparse, dense and generative indexes, fused; evaluated on BEIR."""
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only, and no progress bars (sets RETRIEVER_QUIET=1).")
+def main(verbose: int, quiet: bool) -> None:
+    """retriever: learned sparse, dense and generative indexes, fused; evaluated on BEIR.
+
+    \b
+    Example:
+      retriever index build work/nfcorpus --dataset nfcorpus --kinds bm25,dense
+      retriever search work/nfcorpus "vitamin D and bone health" --using "rrf(bm25,dense)"
+
+    \b
+    Environment:
+      RETRIEVER_DATA            a data root (after --data-dir, before ../shared/data)
+      RETRIEVER_QUIET=1         no progress bars (also the model-loading ones); -q sets it
+      RETRIEVER_ALLOW_DOWNLOAD  =1 allows model / dataset downloads (as --download)
+      RETRIEVER_JVM_HEAP        Java heap for Lucene, e.g. 4g
+      RETRIEVER_FAISS_CPU       =1 keeps FAISS on the CPU when a GPU is visible
+      RETRIEVER_CHECKPOINTS     where long builds keep resumable checkpoints
+      RETRIEVER_ENCODE_CACHE    a cache of encoded texts shared by generative builds
+      OPENAI_API_KEY            the key sent to an http(s) --llm endpoint
+    """
+    setup_logging(verbose, quiet)
 
 
 @main.group(cls=_Group)
@@ -57,8 +80,15 @@ def index() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing engine or index of the same name.")
 @data_dir_option
 @download_option
-def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download) -> None:
-    """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it."""
+@json_option
+def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, as_json) -> None:
+    """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it.
+
+    \b
+    Example:
+      retriever index build work/nfcorpus --dataset nfcorpus --kinds bm25,dense
+      retriever index build work/nfcorpus --index "hnsw=dense(factory=HNSW32)"
+    """
     from retriever.api import Engine
     from retriever.engine.state import STATE
 
@@ -75,25 +105,42 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
             raise click.UsageError("give exactly one of --dataset and --corpus")
         documents = _dataset(dataset, data_dir, download).documents() if dataset else corpus
         engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps({"path": str(engine.path), "documents": len(engine.corpus), "indexes": engine.names}))
+        return
     click.echo(f"{engine.path}: {len(engine.corpus)} documents; indexes: {', '.join(engine.names)}")
 
 
 @index.command("add")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
-def index_add(engine_dir, documents) -> None:
-    """Append the documents of a BEIR-style JSONL file to the corpus and every index."""
+@json_option
+def index_add(engine_dir, documents, as_json) -> None:
+    """Append the documents of a BEIR-style JSONL file to the corpus and every index.
+
+    \b
+    Example:
+      retriever index add work/nfcorpus new-documents.jsonl
+    """
     from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
     added = engine.add(documents)
+    if as_json:
+        click.echo(json.dumps({"added": added, "documents": len(engine.corpus)}))
+        return
     click.echo(f"added {added} documents; {len(engine.corpus)} in total")
 
 
 @index.command("info")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 def index_info(engine_dir) -> None:
-    """Print the engine's corpus and index manifests as JSON."""
+    """Print the engine's corpus and index manifests (always JSON).
+
+    \b
+    Example:
+      retriever index info work/nfcorpus
+    """
     from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
@@ -104,15 +151,45 @@ def index_info(engine_dir) -> None:
 
 @main.command()
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("query")
-@click.option("-k", default=10, show_default=True, help="Number of hits.")
+@click.argument("query", required=False)
+@click.option("--topics", help="Batch search instead of QUERY: a TSV file (qid<TAB>text), a BEIR queries.jsonl, "
+                               "or DATASET[:SPLIT] (e.g. scifact:test); needs --output.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="With --topics: the TREC run file.")
+@click.option("-k", type=click.IntRange(min=1), default=None, help="Hits per query [default: 10; 1000 with --topics].")
+@depth_option
 @click.option("--using", default=None, help="Index name, 'hybrid', or a fusion spec like 'rrf(bm25,dense)'.")
-@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(engine_dir, query, k, using, as_json) -> None:
-    """Search ENGINE_DIR for QUERY."""
+@click.option("--run-tag", default=None, help="With --topics: the run file's tag column [default: --using].")
+@data_dir_option
+@json_option
+def search(engine_dir, query, topics, output, k, depth, using, run_tag, data_dir, as_json) -> None:
+    """Search ENGINE_DIR for QUERY, or every topic of --topics into a TREC run file.
+
+    \b
+    Example:
+      retriever search work/nfcorpus "statins and breast cancer" -k 5 --using bm25
+      retriever search work/scifact --topics scifact:test --output runs/scifact-rrf.trec --using "rrf(bm25,dense)"
+    """
     from retriever.api import Engine
 
-    hits = Engine.open(engine_dir).search(query, k=k, using=using)
+    engine = Engine.open(engine_dir)
+    if topics:
+        if query or not output:
+            raise click.UsageError("--topics takes no QUERY and needs --output")
+        from eval.beir import run_topics
+        from eval.runs import read_topics, write_run
+
+        chosen = read_topics(topics, data_dir)
+        system = using or str(engine.resolve(None))
+        k = k or 1000
+        run = run_topics(engine, chosen, system, k, depth)
+        write_run(output, run, run_tag or system)
+        summary = {"output": output, "queries": len(run), "k": k, "depth": depth, "using": system,
+                   "tag": run_tag or system}
+        click.echo(json.dumps(summary) if as_json else f"wrote {output}: {len(run)} queries, up to {k} hits each")
+        return
+    if not query:
+        raise click.UsageError("give QUERY or --topics")
+    hits = engine.search(query, k=k or 10, using=using, depth=depth)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
         return
@@ -128,38 +205,82 @@ def eval_group() -> None:
 
 @eval_group.command("beir")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", required=True, help="Dataset name or directory in BEIR layout.")
+@click.option("--dataset", "datasets", required=True, multiple=True,
+              help="Dataset name or BEIR directory; repeatable. With several, ENGINE_DIR holds one engine per "
+                   "dataset (ENGINE_DIR/<dataset>) and a cross-dataset table is written too.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable.")
+@click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable [default: every index].")
+@click.option("--metrics", default="nDCG@10,R@100,RR@10", show_default=True,
+              help="ir-measures names, comma-separated, e.g. 'nDCG@10,R@1000,AP,P@5'.")
+@click.option("--baseline", default=None,
+              help="A system to test the others against (paired t-test and bootstrap, Holm-corrected).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--depth", default=1000, show_default=True, help="Per-index depth before fusion.")
+@depth_option
 @click.option("--rerank", "reranks", multiple=True,
               help="Also rerank each system's top --candidates with this reranker spec, e.g. "
                    "'cross(path=work/models/cross-minilm,k=100)'; repeatable.")
 @click.option("--candidates", default=100, show_default=True, help="With --rerank: hits the reranker sees.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots (cross-dataset bars, per-query differences).")
+@json_option
 @data_dir_option
-def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, reranks, candidates, as_json, data_dir) -> None:
-    """Evaluate systems of ENGINE_DIR on a dataset split: nDCG@10, R@100, MRR@10."""
-    from dataclasses import asdict
+def eval_beir(engine_dir, datasets, split, systems, metrics, baseline, out_dir, depth, reranks, candidates, no_plots,
+              as_json, data_dir) -> None:
+    """Evaluate systems of ENGINE_DIR on dataset splits (default nDCG@10, R@100, RR@10).
 
-    from eval.beir import evaluate, markdown_table
+    Writes TREC runs, <dataset>-<split>.json / .md / .perquery.tsv, and with several
+    datasets beir-<split>.json / .md (systems x datasets, plus the mean) and plots.
+
+    \b
+    Example:
+      retriever eval beir work/nfcorpus --dataset nfcorpus --using bm25 --using "rrf(bm25,dense)" --baseline bm25
+      retriever eval beir work --dataset nfcorpus --dataset scifact --using bm25 --using dense --baseline bm25
+    """
+    from eval.beir import evaluate, markdown_table, write_summary
     from retriever.api import Engine
+    from retriever.core.metrics import parse_measures
 
-    engine = Engine.open(engine_dir)
-    data = _dataset(dataset, data_dir, False)
-    if reranks:
-        from eval.rerank import evaluate_reranked
+    try:
+        measures = parse_measures(_split_kinds(metrics))
+    except (NameError, ValueError) as e:
+        raise click.BadParameter(f"{metrics!r}: {e} (ir-measures names, e.g. nDCG@10,R@100,RR@10,AP)",
+                                 param_hint="--metrics") from None
+    by_dataset = {}
+    for name in datasets:
+        data = _dataset(name, data_dir, False)
+        engine = Engine.open(_engine_for(Path(engine_dir), data.name, len(datasets)))
+        chosen = list(systems) or engine.names
+        if reranks:
+            from eval.rerank import evaluate_reranked
 
-        results = evaluate_reranked(engine, data, split, list(systems) or engine.names, list(reranks), out_dir,
-                                    depth=depth, candidates=candidates)
-    else:
-        results = evaluate(engine, data, split, list(systems) or engine.names, out_dir, depth=depth)
+            results = evaluate_reranked(engine, data, split, chosen, list(reranks), out_dir, depth=depth,
+                                        candidates=candidates, measures=measures, baseline=baseline)
+        else:
+            results = evaluate(engine, data, split, chosen, out_dir, depth=depth, measures=measures,
+                               baseline=baseline)
+        by_dataset[data.name] = results
+        if not as_json:
+            click.echo(markdown_table(data.name, split, results, baseline))
+    if len(by_dataset) > 1 or (baseline and not no_plots):
+        _, md_path = write_summary(Path(out_dir), split, by_dataset, baseline, plots=not no_plots)
+        if not as_json and len(by_dataset) > 1:
+            click.echo(md_path.read_text(encoding="utf-8"))
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+        click.echo(json.dumps([{"dataset": d, **r.to_dict()} for d, rs in by_dataset.items() for r in rs], indent=2))
     else:
-        click.echo(markdown_table(data.name, split, results))
-        click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+        click.echo(f"runs, JSON, Markdown and per-query values written to {out_dir}/")
+
+
+def _engine_for(engine_dir: Path, dataset: str, datasets: int) -> Path:
+    """ENGINE_DIR itself for one dataset when it is an engine, else ENGINE_DIR/<dataset>."""
+    from retriever.core.errors import InputError
+    from retriever.engine.state import STATE
+
+    if datasets == 1 and (engine_dir / STATE).exists():
+        return engine_dir
+    if (engine_dir / dataset / STATE).exists():
+        return engine_dir / dataset
+    raise InputError(f"no engine for dataset {dataset!r}: expected {engine_dir / dataset} (build it with "
+                     f"'retriever index build {engine_dir / dataset} --dataset {dataset}')")
 
 
 @eval_group.command("check")

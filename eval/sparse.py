@@ -12,12 +12,11 @@ Example:
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from eval.beir import evaluate, git_commit
+from eval.beir import evaluate
+from eval.report import write_report
 from retriever.core.datasets import Dataset
 from eval.reproduce import _engine as engine_with
 from retriever.core.storage import dir_size
@@ -44,13 +43,9 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
         rows.append({"system": name, "spec": engine.specs[name], **{k: round(v, 4) for k, v in result.metrics.items()},
                      "avg_nnz": index.settings.get("avg_nnz"), "size_mb": round(dir_size(index.directory) / 2**20, 2),
                      "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2)})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{dataset.name}-{split}-sparse"
-    payload = {"dataset": dataset.name, "split": split, "commit": git_commit(), "engine": str(engine.path),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(dataset.name, split, rows), encoding="utf-8")
+    write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
+                 {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
+                 markdown(dataset.name, split, rows))
     return rows
 
 
