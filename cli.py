@@ -219,7 +219,8 @@ def eval_group() -> None:
 @click.option("--rerank", "reranks", multiple=True,
               help="Also rerank each system's top --candidates with this reranker spec, e.g. "
                    "'cross(path=work/models/cross-minilm,k=100)'; repeatable.")
-@click.option("--candidates", default=100, show_default=True, help="With --rerank: hits the reranker sees.")
+@click.option("--candidates", default=100, show_default=True,
+              help="With --rerank: hits the reranker sees (the run keeps what it returns).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots (cross-dataset bars, per-query differences).")
 @json_option
 @data_dir_option
@@ -290,11 +291,22 @@ def _engine_for(engine_dir: Path, dataset: str, datasets: int) -> Path:
 @click.option("--work", "work_dir", type=click.Path(file_okay=False), default="work/check", show_default=True,
               help="Where engines for the checks are built (reused when present).")
 @data_dir_option
-def eval_check(table_path, only, work_dir, data_dir) -> None:
-    """Run every row of the reproducibility table; print OK / FAIL; exit 1 on a FAIL."""
+@json_option
+def eval_check(table_path, only, work_dir, data_dir, as_json) -> None:
+    """Run every row of the reproducibility table; print OK / FAIL; exit 1 on a FAIL.
+
+    \b
+    Example:
+      retriever eval check --only scifact
+    """
+    from dataclasses import asdict
+
     from eval.reproduce import check, load_table
 
-    rows = check(load_table(table_path), Path(work_dir), only=only, data_dir=data_dir, echo=click.echo)
+    rows = check(load_table(table_path), Path(work_dir), only=only, data_dir=data_dir,
+                 echo=(lambda line: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps([{**asdict(row), "ok": row.ok} for row in rows], indent=2))
     if any(not row.ok for row in rows):
         sys.exit(1)
 
@@ -303,12 +315,22 @@ def eval_check(table_path, only, work_dir, data_dir) -> None:
 @click.option("--table", "table_path", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Rewrite the results block of this README in place.")
-def eval_table(table_path, readme) -> None:
-    """Print the reproducibility table as Markdown (or write it into a README)."""
+@json_option
+def eval_table(table_path, readme, as_json) -> None:
+    """Print the reproducibility table as Markdown (or write it into a README).
+
+    \b
+    Example:
+      retriever eval table --readme README.md
+    """
+    from dataclasses import asdict
+
     from eval.reproduce import load_table, markdown, update_readme
 
     rows = load_table(table_path)
-    if readme:
+    if as_json:
+        click.echo(json.dumps([asdict(row) for row in rows], indent=2))
+    elif readme:
         update_readme(Path(readme), rows)
         click.echo(f"updated {readme}")
     else:
@@ -323,13 +345,22 @@ def eval_table(table_path, readme) -> None:
 @click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable (default: all + RRF).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
 @data_dir_option
-def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> None:
-    """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR."""
+@json_option
+def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir, as_json) -> None:
+    """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR.
+
+    \b
+    Example:
+      retriever eval generative work/nfcorpus --dataset nfcorpus --using bm25 --using generative
+    """
     from eval.generative import compare, markdown
     from retriever.api import Engine
 
     data = _dataset(dataset, data_dir, False)
     records = compare(Engine.open(engine_dir), data, split, list(systems), out_dir)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
     click.echo(markdown(data.name, split, records))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
 
@@ -347,21 +378,35 @@ def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> N
               show_default=True, help="Where corpora and indexes are built (reused by a rerun).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
 @data_dir_option
+@json_option
 def eval_continual(dataset, spec, train_queries, holdout, seed, sam_rho, variants, work_dir, out_dir,
-                   data_dir) -> None:
-    """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild."""
+                   data_dir, as_json) -> None:
+    """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild.
+
+    Builds its own engines under --work, so --dataset has a default here.
+
+    \b
+    Example:
+      retriever eval continual --dataset nfcorpus --train-queries train --variant replay=4
+    """
     from eval.continual import markdown, run_continual, settings_from_spec
 
     payload = run_continual(dataset, Path(work_dir), Path(out_dir), settings_from_spec(spec), train_queries,
                             holdout, seed, sam_rho=sam_rho,
                             variants={v: settings_from_spec(f"generative({v})") for v in variants}, data_dir=data_dir)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
     click.echo(markdown(payload))
     click.echo(f"JSON and Markdown written to {out_dir}/")
 
 
 @main.group(cls=_Group)
 def train() -> None:
-    """Train models: learned sparse doc encoders, rerankers, generative indexes."""
+    """Train models: the learned sparse document encoder and the rerankers.
+
+    (A generative index trains while it is built: retriever index build ... --index generative.)
+    """
 
 
 @main.group(cls=_Group)
@@ -374,29 +419,51 @@ def data() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/hotpotqa-distractor",
               show_default=True)
 @data_dir_option
-def data_prepare(name, out_dir, data_dir) -> None:
-    """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
+@json_option
+def data_prepare(name, out_dir, data_dir, as_json) -> None:
+    """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels).
+
+    \b
+    Example:
+      retriever data prepare hotpotqa --out data/hotpotqa-distractor
+    """
     from retriever.core.datasets import HOTPOT, write_beir
 
     dataset = _dataset(HOTPOT, data_dir, False)
     write_beir(dataset, Path(out_dir))
+    if as_json:
+        click.echo(json.dumps({"out": out_dir, "questions": len(dataset.queries),
+                               "splits": {split: len(q) for split, q in sorted(dataset.qrels.items())}}))
+        return
     sizes = ", ".join(f"{split} {len(q)}" for split, q in sorted(dataset.qrels.items()))
     click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")
 
 
 @main.command()
 @click.option("--dataset", default="nfcorpus", show_default=True)
-@click.option("--systems", default="bm25,dense(factory=Flat),dense(factory=HNSW32)", show_default=True,
-              help="Index specs to benchmark, separated by ';' or ',' between specs.")
+@click.option("--index", "specs", multiple=True, default=("bm25", "dense(factory=Flat)", "dense(factory=HNSW32)"),
+              show_default=True, help="Index spec to benchmark; repeatable.")
 @click.option("--queries", "query_count", default=200, show_default=True, help="Queries for latency.")
-@click.option("--limit", default=None, type=int, help="Index only the first N documents.")
+@click.option("--max-docs", default=None, type=click.IntRange(min=1), help="Index only the first N documents.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
-def bench(dataset, systems, query_count, limit, out_dir, data_dir) -> None:
-    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25."""
+@json_option
+def bench(dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> None:
+    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25.
+
+    Builds its own indexes, so --dataset has a default here.
+
+    \b
+    Example:
+      retriever bench --dataset nfcorpus --index bm25 --index sparse --index "sparse(backend=seismic)"
+    """
     from eval.bench import run_benchmark, split_specs
 
-    report = run_benchmark(dataset, split_specs(systems), Path(out_dir), query_count, limit, data_dir)
+    report = run_benchmark(dataset, [s for spec in specs for s in split_specs(spec)], Path(out_dir), query_count,
+                           max_docs, data_dir)
+    if as_json:
+        click.echo((Path(out_dir) / f"bench-{dataset}.json").read_text(encoding="utf-8"))
+        return
     click.echo(report)
 
 
@@ -408,11 +475,13 @@ def _loop_options(command):
         click.option("--llm", default=None, help="A .gguf file, a model directory, an http(s):// OpenAI-compatible "
                      "endpoint, or a spec like 'llamacpp(path=F.gguf)'; omit for the no-LLM mode."),
         click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint."),
+        click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60]."),
         click.option("--threads", default=None, type=int, help="CPU threads for a local model."),
         click.option("--using", default="hybrid", show_default=True, help="Indexes to search (name or fusion spec)."),
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
-        click.option("--candidates", default=30, show_default=True, help="Hits retrieved per hop."),
+        click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop)."),
         click.option("--max-hops", default=2, show_default=True, help="Retrieval rounds per question."),
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
@@ -436,14 +505,19 @@ def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, ma
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None, help="LM-call cache file (JSONL).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write the trace JSON here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and trace as JSON.")
-def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, candidates, max_hops, max_tokens,
-        max_seconds, no_refine, cache, trace_path, as_json) -> None:
-    """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations."""
+@json_option
+def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, rerank, passages, candidates, max_hops,
+        max_tokens, max_seconds, no_refine, cache, trace_path, as_json) -> None:
+    """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations.
+
+    \b
+    Example:
+      retriever ask work/hotpotqa "Which band formed first, Oasis or Blur?" --llm http://localhost:8000/v1
+    """
     from retriever.api import Engine
     from retriever.generate import open_generator
 
-    generator = open_generator(llm, cache, model=llm_model, threads=threads)
+    generator = open_generator(llm, cache, model=llm_model, threads=threads, timeout=llm_timeout)
     answer = Engine.open(engine_dir).ask(question, generator, **_loop_settings(
         using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
     if trace_path:
@@ -459,24 +533,32 @@ def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, 
 
 @eval_group.command("multihop")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--dataset", required=True, help="Dataset name or directory, e.g. hotpotqa-distractor.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
-@click.option("--systems", default="closed-book,single-shot,agent", show_default=True)
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N questions of the split.")
+@click.option("--systems", default="closed-book,single-shot,agent", show_default=True,
+              help="Answer systems to compare, comma-separated.")
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
               help="LM-call cache (default OUT/lm-cache.jsonl); rerunning resumes from it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/multihop", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @data_dir_option
-def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, threads, using, rerank, passages,
-                  candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json, data_dir) -> None:
-    """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines."""
+def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, llm_timeout, threads, using, rerank,
+                  passages, candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json,
+                  data_dir) -> None:
+    """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines.
+
+    \b
+    Example:
+      retriever eval multihop work/hotpotqa --dataset hotpotqa-distractor --using "rrf(bm25,dense)" --limit 50
+    """
     from eval.multihop import evaluate_multihop, markdown, report_dict
     from retriever.api import Engine
     from retriever.generate import open_generator
 
-    generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads)
+    generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads,
+                               timeout=llm_timeout)
     report = evaluate_multihop(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, generator,
                                out_dir, limit, _split_kinds(systems), **_loop_settings(
                                    using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
@@ -498,12 +580,15 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
               help="Any training setting (retriever.train.sparse.train.TrainSettings), e.g. steps=600; repeatable.")
 @data_dir_option
 def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> None:
-    """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes."""
+    """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes. Prints JSON.
+
+    \b
+    Example:
+      retriever train sparse work/nfcorpus --dataset nfcorpus --out work/sparse/nf-sup --set steps=600
+    """
     from retriever.train.sparse.train import run_training
 
-    options = dict(item.split("=", 1) for item in overrides if "=" in item)
-    if len(options) != len(overrides):
-        raise click.UsageError("--set takes KEY=VALUE")
+    options = parse_pairs(overrides)
     report = run_training(engine_dir, dataset, out_dir, {"regime": regime, **options}, data_dir)
     best = max((e for e in report["evaluations"] if e.get("saved")), key=lambda e: e["step"], default=None)
     click.echo(json.dumps({"best": best, "baseline": report["evaluations"][0] if report["evaluations"] else None,
@@ -517,18 +602,27 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
 @click.option("--split", default="test", show_default=True)
 @click.option("--model", "models", multiple=True, metavar="LABEL=DIR",
               help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
-@click.option("--settings", default="", help="Extra sparse index settings for every sparse index, e.g. max_length=256.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A sparse index setting for every sparse index, e.g. max_length=256; repeatable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
-def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir) -> None:
-    """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size."""
+@json_option
+def eval_sparse(engine_dir, dataset, split, models, overrides, out_dir, data_dir, as_json) -> None:
+    """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
+
+    \b
+    Example:
+      retriever eval sparse work/nfcorpus --dataset nfcorpus --model supervised=work/sparse/nf-sup/best
+    """
     from eval.sparse import compare, markdown
 
-    pairs = dict(item.split("=", 1) for item in models if "=" in item)
-    if len(pairs) != len(models):
-        raise click.UsageError("--model takes LABEL=DIR")
+    pairs = parse_pairs(models, "--model", "LABEL=DIR")
+    settings = ",".join(f"{key}={value}" for key, value in parse_pairs(overrides).items())
     data = _dataset(dataset, data_dir, False)
     rows = compare(engine_dir, data, pairs, out_dir, split, settings)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     click.echo(markdown(data.name, split, rows))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
 
@@ -548,35 +642,48 @@ def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @data_dir_option
 def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_dir) -> None:
-    """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops."""
+    """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops. Prints JSON.
+
+    \b
+    Example:
+      retriever train reranker --out work/models/cross-minilm --source nfcorpus:train:work/nfcorpus
+    """
     from retriever.train.rerank.training import train_reranker as run
 
-    options = dict(item.split("=", 1) for item in overrides if "=" in item)
-    if len(options) != len(overrides):
-        raise click.UsageError("--set takes KEY=VALUE")
+    options = parse_pairs(overrides)
     summary = run(out_dir, rl, list(sources), cross_dir, options, data_dir, overwrite)
     click.echo(json.dumps(summary, indent=2))
 
 
 @eval_group.command("rerank")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--dataset", required=True, help="Dataset name or directory, e.g. hotpotqa-distractor.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--rerank", "reranks", multiple=True, required=True, help="Reranker spec; repeatable.")
 @click.option("--using", default="hybrid", show_default=True, help="First stage (index name or fusion spec).")
-@click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (plain and per hop).")
+@click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop in the loop).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["plain", "loop"]), default=("plain", "loop"),
               show_default=True, help="Rerank one retrieval, or select evidence inside the no-LLM loop.")
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N questions of the split.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/rerank", show_default=True)
 @data_dir_option
-def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir) -> None:
-    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop."""
+@json_option
+def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir,
+                as_json) -> None:
+    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop.
+
+    \b
+    Example:
+      retriever eval rerank work/hotpotqa --dataset hotpotqa-distractor --rerank "top(k=5)" --limit 100
+    """
     from eval.rerank import evaluate_selection, markdown
     from retriever.api import Engine
 
     report = evaluate_selection(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, list(reranks),
                                 using, candidates, list(modes), limit, out_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
     click.echo(markdown(report))
     click.echo(f"JSON and Markdown written to {out_dir}/")
 
