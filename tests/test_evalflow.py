@@ -94,7 +94,8 @@ def test_metrics_per_query_and_significance(tmp_path, slice_engine, nfcorpus_sli
     assert test["baseline"] == "bm25" and test["low"] <= test["difference"] <= test["high"]
     assert 0 <= test["t_p"] <= 1 and 0 <= test["bootstrap_p"] <= 1
     lines = (out / f"{name}-test.perquery.tsv").read_text().splitlines()
-    assert lines[0] == "system\tmeasure\tquery_id\tvalue" and len(lines) == 1 + 3 * 3 * len({q.query_id for q in _qrels(nfcorpus_slice)})
+    judged = {q.query_id for q in _qrels(nfcorpus_slice)}
+    assert lines[0] == "system\tmeasure\tquery_id\tvalue" and len(lines) == 1 + 3 * 3 * len(judged)
     per_query = [float(line.split("\t")[3]) for line in lines[1:] if line.startswith("dense\tnDCG@10\t")]
     assert np.mean(per_query) == pytest.approx(rows["dense"]["metrics"]["nDCG@10"], abs=1e-6)
     assert (out / f"{name}-test-dense-vs-bm25.png").stat().st_size > 1000
