@@ -146,3 +146,29 @@ def test_holm():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
     assert holm([]) == []
+
+
+def test_ir_datasets_id_offline(tmp_path, data_root):
+    """An ir_datasets id loads from files already on disk and never downloads (a subprocess: ir_datasets reads
+    IR_DATASETS_HOME at import)."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    script = ("import json; from retriever.core.datasets import load_dataset; d = load_dataset('beir/scifact/test'); "
+              "print(json.dumps([d.name, sum(1 for _ in d.documents()), len(d.queries), d.splits, "
+              "len(d.qrels['test'])]))")
+    env = {**os.environ, "IR_DATASETS_HOME": str(tmp_path / "home")}
+    root = Path(__file__).resolve().parents[1]
+    missing = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+    assert missing.returncode != 0 and "is not on disk" in missing.stderr and "scifact.zip" in missing.stderr
+    scifact = data_root / "scifact"
+    (tmp_path / "home" / "beir" / "scifact").mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(tmp_path / "home" / "beir" / "scifact" / "source.zip", "w") as archive:
+        for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            archive.write(scifact / name, f"scifact/{name}")
+    found = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout.splitlines()[-1]) == ["beir-scifact-test", 5183, 300, ["test"], 300]

@@ -93,7 +93,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     """Load a dataset by name (or by a directory path) in BEIR layout.
 
     Args:
-        name: ``nfcorpus``, ``hotpotqa-distractor``, any BEIR name, or a directory.
+        name: ``nfcorpus``, ``hotpotqa-distractor``, any BEIR name, a directory, or an
+            ir_datasets id such as ``beir/scifact/test`` (offline: see :mod:`retriever.core.irds`).
         data_dir: a data root to look in first.
         download: fetch BEIR's official zip when the dataset is not on disk.
 
@@ -114,6 +115,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     looked = "; ".join(str(r / name) for r in roots)
     if download:
         return load_beir(_download_beir(name, roots[0]), name)
+    if "/" in name:
+        from retriever.core.irds import load_ir_dataset
+
+        return load_ir_dataset(name)
     raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
                                f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
 
