@@ -116,9 +116,11 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     if download:
         return load_beir(_download_beir(name, roots[0]), name)
     if "/" in name:
-        from retriever.core.irds import load_ir_dataset
+        from retriever.core.irds import read_ir_dataset
 
-        return load_ir_dataset(name)
+        found = read_ir_dataset(name)
+        return Dataset(found.name, found.source, {qid: Query(qid, text) for qid, text in found.queries.items()},
+                       {found.split: found.qrels}, _documents=found.documents)
     raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
                                f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
 

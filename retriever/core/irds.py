@@ -10,28 +10,40 @@ The qrels become one split named after the id's last part when that is ``train``
 ``dev``, ``validation`` or ``test`` (``beir/scifact/test`` -> split ``test``), else ``test``.
 
 Example:
-    >>> dataset = load_ir_dataset("beir/scifact/test")
+    >>> found = read_ir_dataset("beir/scifact/test")
+    >>> found.split, len(found.queries)
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
 
-from retriever.core.corpus import document_from_record
+from retriever.core.corpus import Document, document_from_record
 from retriever.core.errors import MissingResourceError
 
 SPLITS = ("train", "dev", "validation", "test")
 
 
-def load_ir_dataset(dataset_id: str) -> Any:
-    """The :class:`~retriever.core.datasets.Dataset` for an ir_datasets id (see the module docstring).
+@dataclass(frozen=True)
+class IrDataset:
+    """What an ir_datasets id holds: documents, query id -> text, and the qrels of one split."""
+
+    name: str
+    source: str
+    documents: list[Document]
+    queries: dict[str, str]
+    split: str
+    qrels: dict[str, dict[str, int]]
+
+
+def read_ir_dataset(dataset_id: str) -> IrDataset:
+    """Read an ir_datasets id from disk (see the module docstring).
 
     Raises:
         MissingResourceError: ir_datasets is not installed, the id is unknown, or its files are not on disk.
     """
-    from retriever.core.datasets import Dataset, Query
-
     try:
         import ir_datasets
     except ImportError:
@@ -49,13 +61,13 @@ def load_ir_dataset(dataset_id: str) -> Any:
         documents = [document_from_record({"_id": d.doc_id, "title": getattr(d, "title", "") or "",
                                            "text": _text(d)}, origin, n)
                      for n, d in enumerate(source.docs_iter(), start=1)]
-        queries = {q.query_id: Query(q.query_id, _text(q)) for q in source.queries_iter()}
+        queries = {q.query_id: _text(q) for q in source.queries_iter()}
         qrels: dict[str, dict[str, int]] = {}
         for qrel in source.qrels_iter():
             qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
     last = dataset_id.rstrip("/").rsplit("/", 1)[-1]
     split = last if last in SPLITS else "test"
-    return Dataset(dataset_id.replace("/", "-"), origin, queries, {split: qrels}, _documents=documents)
+    return IrDataset(dataset_id.replace("/", "-"), origin, documents, queries, split, qrels)
 
 
 def _text(record: Any) -> str:
