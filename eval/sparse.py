@@ -1,6 +1,6 @@
 """The learned sparse index against BM25 and dense on a BEIR dataset: quality, sparsity and size.
 
-One table per dataset split: nDCG@10, Recall@100 and MRR@10 of BM25, dense, the
+One table per dataset split: nDCG@10, Recall@100 and RR@10 of BM25, dense, the
 zero-shot inference-free sparse index (SPLADE-tiny document encoder, IDF queries)
 and any number of trained document encoders, with the average number of non-zero
 terms per document and the size of each index on disk.
@@ -51,7 +51,7 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
 
 def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
     """One row per system: quality, non-zeros per document, index size."""
-    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | MRR@10 | non-zeros / doc | index MB |",
+    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | RR@10 | non-zeros / doc | index MB |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         nnz = f"{r['avg_nnz']:.1f}" if r["avg_nnz"] is not None else "–"
