@@ -187,8 +187,8 @@ def search(engine_dir, query, topics, output, k, depth, using, run_tag, data_dir
                    "tag": run_tag or system}
         click.echo(json.dumps(summary) if as_json else f"wrote {output}: {len(run)} queries, up to {k} hits each")
         return
-    if not query:
-        raise click.UsageError("give QUERY or --topics")
+    if not query or output or run_tag:
+        raise click.UsageError("give QUERY, or --topics with --output (and optionally --run-tag)")
     hits = engine.search(query, k=k or 10, using=using, depth=depth)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
