@@ -122,7 +122,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         return Dataset(found.name, found.source, {qid: Query(qid, text) for qid, text in found.queries.items()},
                        {found.split: found.qrels}, _documents=found.documents)
     raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
-                               f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
+                               f"RETRIEVER_DATA, or fetch BEIR's official zip once with 'retriever index build "
+                               f"ENGINE_DIR --dataset {name} --download'.")
 
 
 def load_beir(directory: Path, name: str | None = None) -> Dataset:
