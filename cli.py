@@ -206,8 +206,9 @@ def eval_group() -> None:
 @eval_group.command("beir")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--dataset", "datasets", required=True, multiple=True,
-              help="Dataset name or BEIR directory; repeatable. With several, ENGINE_DIR holds one engine per "
-                   "dataset (ENGINE_DIR/<dataset>) and a cross-dataset table is written too.")
+              help="Dataset name, BEIR directory or ir_datasets id; repeatable. With several, ENGINE_DIR holds "
+                   "one engine per dataset (ENGINE_DIR/<dataset>; a system an engine lacks is skipped with a "
+                   "warning) and a cross-dataset table is written too.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable [default: every index].")
 @click.option("--metrics", default="nDCG@10,R@100,RR@10", show_default=True,
@@ -250,6 +251,8 @@ def eval_beir(engine_dir, datasets, split, systems, metrics, baseline, out_dir, 
         data = _dataset(name, data_dir, False)
         engine = Engine.open(_engine_for(Path(engine_dir), data.name, len(datasets)))
         chosen = list(systems) or engine.names
+        if len(datasets) > 1:
+            chosen = _available(engine, chosen, data.name)
         if reranks:
             from eval.rerank import evaluate_reranked
 
@@ -269,6 +272,22 @@ def eval_beir(engine_dir, datasets, split, systems, metrics, baseline, out_dir, 
         click.echo(json.dumps([{"dataset": d, **r.to_dict()} for d, rs in by_dataset.items() for r in rs], indent=2))
     else:
         click.echo(f"runs, JSON, Markdown and per-query values written to {out_dir}/")
+
+
+def _available(engine, systems: list[str], dataset: str) -> list[str]:
+    """The systems ``engine`` can run; the others are skipped with a warning (their table cells stay empty)."""
+    import logging
+
+    from retriever.core.errors import SpecError
+
+    kept = []
+    for system in systems:
+        try:
+            engine.resolve(system)
+            kept.append(system)
+        except SpecError as e:
+            logging.getLogger("retriever.eval").warning("%s: skipping %s (%s)", dataset, system, e)
+    return kept
 
 
 def _engine_for(engine_dir: Path, dataset: str, datasets: int) -> Path:

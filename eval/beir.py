@@ -189,9 +189,8 @@ def markdown_table(dataset: str, split: str, results: Sequence[SystemResult], ba
     return "\n".join(lines) + "\n" + legend(baseline)
 
 
-def cross_table(by_dataset: Mapping[str, Sequence[SystemResult]], measure: str,
-                baseline: str | None = None) -> str:
-    """The BEIR-style table: systems x datasets for one measure, plus the mean over datasets."""
+def cross_table(by_dataset: Mapping[str, Sequence[SystemResult]], measure: str) -> str:
+    """The BEIR-style table: systems x datasets for one measure (with significance marks), plus the mean."""
     datasets = list(by_dataset)
     systems = list(dict.fromkeys(r.system for rs in by_dataset.values() for r in rs))
     lines = [f"| {measure} | " + " | ".join(datasets) + " | mean |", "|---|" + "---:|" * (len(datasets) + 1)]
@@ -201,7 +200,7 @@ def cross_table(by_dataset: Mapping[str, Sequence[SystemResult]], measure: str,
         values = [r.metrics[measure] for r in found.values() if r]
         mean = f"{sum(values) / len(values):.4f}" if len(values) == len(datasets) else ""
         lines.append(f"| `{system}` | " + " | ".join(cells) + f" | {mean} |")
-    return "\n".join(lines) + "\n" + legend(baseline)
+    return "\n".join(lines) + "\n"
 
 
 def _system_config(engine: Engine, system: str) -> dict[str, Any]:
@@ -221,7 +220,7 @@ def write_summary(out_dir: Path, split: str, by_dataset: Mapping[str, Sequence[S
     from eval.plots import grouped_bars, per_query_differences
 
     measures = list(next(iter(by_dataset.values()))[0].metrics) if by_dataset else []
-    text = "\n".join(f"{cross_table(by_dataset, m, baseline)}" for m in measures)
+    text = "\n".join(cross_table(by_dataset, m) for m in measures) + legend(baseline)
     payload = {"split": split, "baseline": baseline, "datasets": list(by_dataset),
                "results": {d: [r.to_dict() for r in rs] for d, rs in by_dataset.items()}}
     paths = write_report(out_dir / f"beir-{split}", payload, text)
