@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 
-from retriever.commands.options import (DEPTH_HELP, data_dir_option, depth_option, json_option, parse_pairs,
-                                        set_option, setup_logging)
+from retriever.commands.options import data_dir_option, depth_option, json_option, parse_pairs, setup_logging
 from retriever.core.errors import RetrieverError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}

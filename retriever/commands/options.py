@@ -35,8 +35,6 @@ data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), d
                                help="Data root to look in first (then $RETRIEVER_DATA, then ../shared/data).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 depth_option = click.option("--depth", type=click.IntRange(min=1), default=None, help=DEPTH_HELP)
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="One setting; repeatable.")
 
 
 def parse_pairs(items: Sequence[str], flag: str = "--set", what: str = "KEY=VALUE") -> dict[str, str]:
