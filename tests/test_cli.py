@@ -113,3 +113,20 @@ def test_logging_flags_and_quiet(runner, monkeypatch):
     assert logging.getLogger().level == logging.DEBUG
     assert runner.invoke(main, ["-q", "eval", "table"]).exit_code == 0
     assert logging.getLogger().level == logging.ERROR and os.environ["RETRIEVER_QUIET"] == "1"
+
+
+def test_quiet_also_hushes_model_loading_bars():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("from retriever.core.models import resolve_model; from sentence_transformers import SentenceTransformer; "
+              "SentenceTransformer(resolve_model('all-MiniLM-L6-v2'), device='cpu')")
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for quiet in ("1", "0"):
+        env = {**os.environ, "RETRIEVER_QUIET": quiet}
+        runs[quiet] = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+    assert runs["1"].returncode == 0 and "Loading weights" not in runs["1"].stderr
+    assert "Loading weights" in runs["0"].stderr  # the bar exists: quiet is what removed it
