@@ -126,7 +126,8 @@ def test_quiet_also_hushes_model_loading_bars():
     root = Path(__file__).resolve().parents[1]
     runs = {}
     for quiet in ("1", "0"):
-        env = {**os.environ, "RETRIEVER_QUIET": quiet}
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # set by earlier tests
+        env["RETRIEVER_QUIET"] = quiet
         runs[quiet] = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
     assert runs["1"].returncode == 0 and "Loading weights" not in runs["1"].stderr
     assert "Loading weights" in runs["0"].stderr  # the bar exists: quiet is what removed it
