@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import resource
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eval.beir import git_commit
+from eval.report import write_report
 from retriever.core.specs import parse_spec
 
 BASELINE = "bm25"
@@ -60,12 +59,9 @@ def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count
     for row in rows:
         row["ratios"] = {key: row[key] / base[key] if base[key] else None
                          for key in ("build_docs_per_s", "p50_ms", "p95_ms", "batch_qps", "size_mb", "peak_rss_mb")}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": dataset, "limit": limit, "queries": query_count, "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
-    (out_dir / f"bench-{dataset}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     table = markdown(rows)
-    (out_dir / f"bench-{dataset}.md").write_text(table, encoding="utf-8")
+    write_report(out_dir / f"bench-{dataset}", {"dataset": dataset, "limit": limit, "queries": query_count,
+                                                "systems": rows}, table)
     return table
 
 

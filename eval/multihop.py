@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.beir import git_commit
+from eval.report import write_report
 from retriever.core.datasets import Dataset, Query
 from retriever.core.metrics import exact_match, f1_score
 from retriever.agent import Agent, Budget
@@ -275,14 +275,10 @@ def _write(out: Path, dataset: str, split: str, done: int, config: dict[str, Any
     results = {s: v.means() for s, v in scores.items()}
     groups = {s: v.groups() for s, v in scores.items()}
     stem = out / f"{dataset}-{split}"
-    payload = {"dataset": dataset, "split": split, "questions": done, "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": config, "results": results,
+    payload = {"dataset": dataset, "split": split, "questions": done, "config": config, "results": results,
                "groups": groups, "per_question": {s: v.rows for s, v in scores.items()}}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(dataset, split, done, results, config["llm"], groups),
-                                       encoding="utf-8")
-    return MultihopReport(dataset, split, done, config, results, groups, str(stem.with_suffix(".json")),
-                          str(stem.with_suffix(".md")))
+    json_path, md_path = write_report(stem, payload, markdown(dataset, split, done, results, config["llm"], groups))
+    return MultihopReport(dataset, split, done, config, results, groups, str(json_path), str(md_path))
 
 
 def report_dict(report: MultihopReport) -> dict[str, Any]:

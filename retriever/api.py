@@ -132,7 +132,8 @@ class Engine:
             queries: query strings.
             k: results per query.
             using: see :meth:`Reader.resolve`.
-            depth: how deep each index is read before fusion (default ``max(k, 100)``).
+            depth: how deep each index is read before fusion: ``max(k, depth)``, with ``depth``
+                defaulting to :data:`retriever.engine.stage.DEFAULT_DEPTH` (100).
             knobs: per-index search knobs, e.g. ``{"dense": {"nprobe": 16}}``.
         """
         return self.reader.rankings(queries, k, using, depth, knobs)

