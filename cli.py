@@ -263,7 +263,7 @@ def data_prepare(name, out_dir, data_dir) -> None:
     click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")
 
 
-@main.command()
+@main.group(cls=_Group, invoke_without_command=True)
 @click.option("--dataset", default="nfcorpus", show_default=True)
 @click.option("--systems", default="bm25,dense(factory=Flat),dense(factory=HNSW32)", show_default=True,
               help="Index specs to benchmark, separated by ';' or ',' between specs.")
@@ -271,13 +271,59 @@ def data_prepare(name, out_dir, data_dir) -> None:
 @click.option("--limit", default=None, type=int, help="Index only the first N documents.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
-def bench(dataset, systems, query_count, limit, out_dir, data_dir) -> None:
-    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25."""
+@click.pass_context
+def bench(ctx, dataset, systems, query_count, limit, out_dir, data_dir) -> None:
+    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25 (or `bench serve`)."""
     from eval.bench import run_benchmark, split_specs
+
+    if ctx.invoked_subcommand:
+        return
 
     report = run_benchmark(dataset, split_specs(systems), Path(out_dir), query_count, limit, data_dir)
     click.echo(report)
 
+
+
+@bench.command("serve")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--using", "systems", multiple=True, default=("bm25", "rrf(bm25,dense)"), show_default=True)
+@click.option("--requests", default=5000, show_default=True, help="Requests per system with concurrent clients.")
+@click.option("--clients", default=8, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench-serve", show_default=True)
+def bench_serve(engine_dir, systems, requests, clients, out_dir) -> None:
+    """Load-test `retriever serve` on loopback against in-process calls, with a concurrent writer."""
+    from retriever.serve.bench import run_serve_bench
+
+    click.echo(run_serve_bench(engine_dir, systems, Path(out_dir), requests, clients))
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Other than loopback needs --token.")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server processes (each opens the engine).")
+@click.option("--token", envvar="RETRIEVER_TOKEN", default=None, help="Bearer token for the API (or $RETRIEVER_TOKEN).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
+@click.option("--allow-writes", is_flag=True, help="Expose POST /api/documents (needs --token).")
+@click.option("--cors", "cors_origins", multiple=True, help="An origin allowed by CORS. Repeatable; default: none.")
+@click.option("--llm", default=None, help="Language model for ask (as for `retriever ask`); omit: no-LLM mode.")
+@click.option("--limit", "limits", multiple=True, help="A limit, e.g. max_k=100, timeout_s=30. Repeatable.")
+def serve(engine_dir, host, port, workers, token, insecure, allow_writes, cors_origins, llm, limits) -> None:
+    """Serve ENGINE_DIR over HTTP: JSON API under /api, OpenAPI at /docs, a web page at /."""
+    from retriever.serve.run import serve as run, settings
+
+    run(engine_dir, settings(host, port, token, insecure, allow_writes, cors_origins, llm, limits), workers)
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--llm", default=None, help="Language model for the ask tool; omit: no-LLM mode.")
+def mcp(engine_dir, llm) -> None:
+    """Serve ENGINE_DIR as MCP tools over stdio: search, get_document, ask."""
+    from retriever.serve.mcp_tools import run_stdio
+    from retriever.serve.run import settings
+
+    run_stdio(engine_dir, settings(llm=llm))
 
 # --- multi-hop question answering (retriever ask, retriever eval multihop) ---
 
