@@ -108,7 +108,7 @@ def test_page_is_served_offline(api):
     (("get", "/api/search", {"params": {"q": "x", "using": "nope"}}), 400, "bad_spec"),
     (("get", "/api/search", {"params": {"q": "x", "using": "rrf(bm25,"}}), 400, "bad_spec"),
     (("get", "/api/search", {"params": {"q": "x", "rerank": "cross(model=/etc)"}}), 400, "bad_spec"),
-    (("post", "/api/documents", {"json": {"documents": []}}), 404, "not_found"),
+    (("post", "/api/documents", {"json": {"documents": [{"_id": "a", "text": "b"}]}}), 403, "forbidden"),
     (("get", "/api/nothing-here", {}), 404, "not_found"),
     (("delete", "/api/search", {}), 405, "method_not_allowed"),
     (("post", "/api/ask", {"json": {"question": "x", "max_hops": 9}}), 400, "over_limit"),

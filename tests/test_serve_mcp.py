@@ -30,8 +30,8 @@ async def _round_trip(engine_dir: Path, query: str, doc_id: str, question: str) 
 
 
 def _payload(result) -> dict:
-    assert not result.isError, result.content
-    return result.structuredContent or json.loads(result.content[0].text)
+    assert not result.is_error, result.content
+    return result.structured_content or json.loads(result.content[0].text)
 
 
 def test_mcp_tools_round_trip(hotpot_engine, hotpot_slice):
@@ -44,7 +44,7 @@ def test_mcp_tools_round_trip(hotpot_engine, hotpot_slice):
         (h.doc_id, h.score) for h in hotpot_engine.search(question, k=5, using="bm25")]
     document = _payload(got["document"])
     assert (document["doc_id"], document["text"]) == (doc_id, hotpot_engine.corpus[doc_id].text)
-    assert got["missing"].isError and "no-such-doc" in got["missing"].content[0].text
+    assert got["missing"].is_error and "no-such-doc" in got["missing"].content[0].text
     expected = hotpot_engine.ask(question)
     answer = _payload(got["ask"])
     assert answer["answer"] == expected.text

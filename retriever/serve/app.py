@@ -154,12 +154,12 @@ def _api(service: Service, config: ServeConfig) -> APIRouter:
                              ) -> StreamingResponse:
         return await ask_stream(AskRequest(question=question, using=using, max_hops=max_hops))
 
-    if config.allow_writes:
-        @router.post("/documents", response_model=AddResponse, summary="Add documents (needs --allow-writes)")
-        async def add(body: AddRequest) -> AddResponse:
-            records = [d.model_dump(by_alias=True, exclude_none=True) for d in body.documents]
-            added, generation = await run(lambda: service.add(records))
-            return AddResponse(added=added, generation=generation)
+    @router.post("/documents", response_model=AddResponse, responses={403: {"model": ErrorOut}},
+                 summary="Add documents (only when the server runs with --allow-writes and a token)")
+    async def add(body: AddRequest) -> AddResponse:
+        records = [d.model_dump(by_alias=True, exclude_none=True) for d in body.documents]
+        added, generation = await run(lambda: service.add(records))
+        return AddResponse(added=added, generation=generation)
 
     return router
 

@@ -9,10 +9,13 @@ Example (a client's configuration):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from retriever.core.errors import RetrieverError
 from retriever.serve.config import ServeConfig
+from retriever.serve.errors import ApiError
 from retriever.serve.live import LiveEngine
 from retriever.serve.service import Service
 
@@ -20,26 +23,38 @@ from retriever.serve.service import Service
 def build_server(service: Service) -> Any:
     """An :class:`mcp.server.mcpserver.MCPServer` exposing ``service`` as three tools."""
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @contextmanager
+    def reported() -> Iterator[None]:
+        """A refused call (bad spec, unknown id, over a limit) reaches the client with its message."""
+        try:
+            yield
+        except (ApiError, RetrieverError) as e:
+            raise ToolError(str(e)) from e
 
     server = MCPServer("retriever", instructions="Search a document collection, read documents by id, and "
                                                  "answer multi-hop questions with cited documents.")
 
     @server.tool(description="Search the collection; returns ranked hits (doc_id, score, title, text).")
     def search(query: str, k: int = 10, using: str | None = None, rerank: str | None = None) -> dict[str, Any]:
-        generation, used, hits = service.search([query], k, using, rerank)
+        with reported():
+            generation, used, hits = service.search([query], k, using, rerank)
         return {"query": query, "using": used, "generation": generation,
                 "hits": [{"rank": rank, "doc_id": h.doc_id, "score": h.score, "title": h.title, "text": h.text}
                          for rank, h in enumerate(hits[0], 1)]}
 
     @server.tool(description="One document (title and full text) by its id.")
     def get_document(doc_id: str) -> dict[str, Any]:
-        generation, doc = service.document(doc_id)
+        with reported():
+            generation, doc = service.document(doc_id)
         return {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "generation": generation}
 
     @server.tool(description="Answer a question with the multi-hop agent: the answer, cited documents and the "
                              "hops (query, retrieved and kept documents, decision).")
     def ask(question: str, max_hops: int | None = None) -> dict[str, Any]:
-        generation, answer, cited = service.ask(question, max_hops=max_hops)
+        with reported():
+            generation, answer, cited = service.ask(question, max_hops=max_hops)
         hops = [{"hop": h.hop, "query": h.query, "retrieved": h.retrieved, "kept": h.kept, "decision": h.decision}
                 for h in answer.trace.hops]
         return {"question": question, "answer": answer.text, "citations": cited, "hops": hops,
