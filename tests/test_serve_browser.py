@@ -126,6 +126,7 @@ def test_page_search_compare_document_and_ask(server, browser, shots, slice_engi
     assert hops[0].find_element(By.CSS_SELECTOR, ".q").text == QUESTION
     cited = [a.get_attribute("data-doc") for a in browser.find_elements(By.CSS_SELECTOR, "#answer .citations a")]
     assert cited == expected_answer.citations and cited
+    browser.execute_script("document.getElementById('answer').scrollIntoView({block: 'end'})")
     browser.save_screenshot(str(shots / "ask.png"))
     browser.find_element(By.CSS_SELECTOR, "#answer .citations a").click()
     wait.until(ec.visibility_of_element_located((By.ID, "doc-view")))
@@ -134,6 +135,7 @@ def test_page_search_compare_document_and_ask(server, browser, shots, slice_engi
 
     browser.set_window_size(420, 900)
     browser.find_element(By.ID, "tab-search").click()
+    browser.execute_script("window.scrollTo(0, 0)")
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 420, "no horizontal scrolling on a narrow window"
     browser.save_screenshot(str(shots / "narrow.png"))

@@ -37,6 +37,9 @@ from retriever.engine import writer
 HOST = "127.0.0.1"
 READY_SECONDS = 300.0
 SNAPSHOTS = "snapshots"
+ROUNDS = 5
+FIRST_ADD_SECONDS = 300.0
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # subprocesses import this same code
 
 
 def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Path, requests: int = 5000,
@@ -64,8 +67,9 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
         shutil.copytree(engine_dir, engine_copy)
         snapshot(engine_copy, snapshots)
         port = free_port()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])}
         server = subprocess.Popen([sys.executable, "-m", "retriever.serve", str(engine_copy), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"))
+                                  stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
         stop = root / "stop"
         adder = None
         try:
@@ -75,7 +79,8 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
                 engine.search("warm up", k=k, using=using)
             adder = subprocess.Popen([sys.executable, "-m", "retriever.serve.bench", str(engine_copy),
                                       str(snapshots), str(stop), str(add_every_s), str(add_batch), str(max_adds)],
-                                     stdout=subprocess.DEVNULL, stderr=open(root / "writer.log", "w"))
+                                     stdout=subprocess.DEVNULL, stderr=open(root / "writer.log", "w"), env=env)
+            wait_first_add(snapshots, adder)
             rows, seen = [], []
             for using in systems:
                 row, answers = measure(engine, port, using, queries, k, requests, clients, sequential)
@@ -88,6 +93,8 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
                 adder.wait(timeout=600)
             server.terminate()
             server.wait(timeout=60)
+            for log in ("server.log", "writer.log"):
+                shutil.copy(root / log, out_dir / log)
         mismatches, generations = verify(snapshots, seen, k)
         adds = len(list(snapshots.iterdir())) - 1
     report = {"engine": str(engine_dir), "systems": list(systems), "requests": requests, "clients": clients,
@@ -110,7 +117,7 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
         engine.search(query, k=k, using=using)
 
     answers: list[tuple[str, str, int, list]] = []
-    failures = [0]
+    failures: list[str] = []
     lock = threading.Lock()
 
     def remote_client() -> Callable[[str], None]:
@@ -123,11 +130,11 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
                 response = connection.getresponse()
                 body = response.read()
                 if response.status != 200:
-                    raise RuntimeError(response.status)
-            except Exception:  # noqa: BLE001 - every failure is counted, none ends the run
+                    raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+            except Exception as e:  # noqa: BLE001 - every failure is counted, none ends the run
                 connection.close()
                 with lock:
-                    failures[0] += 1
+                    failures.append(f"{type(e).__name__}: {e}")
                 return
             found = json.loads(body)
             with lock:
@@ -135,19 +142,26 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
 
         return call
 
-    in_seq = timed([local], order[:sequential])
-    http_seq = timed([remote_client()], order[:sequential])
-    in_par = timed([local] * clients, order[:requests])
-    http_par = timed([remote_client() for _ in range(clients)], order[:requests])
-    row = {"using": using, "failed": failures[0],
-           "in_process_1": in_seq, "http_1": http_seq, "in_process_n": in_par, "http_n": http_par,
-           "p50_overhead_ms": round(http_seq["p50_ms"] - in_seq["p50_ms"], 3),
-           "qps_ratio": round(http_par["qps"] / in_par["qps"], 3)}
+    calls = {"in_process_1": [local], "http_1": [remote_client()], "in_process_n": [local] * clients,
+             "http_n": [remote_client() for _ in range(clients)]}
+    for name, workers in calls.items():  # warm up: connections, JIT paths, caches
+        timed(workers, order[:2 * len(workers)])
+    answers.clear()
+    counts = {"in_process_1": sequential, "http_1": sequential, "in_process_n": requests, "http_n": requests}
+    parts: dict[str, list[dict]] = {name: [] for name in calls}
+    for round_ in range(ROUNDS):  # interleaved, so a change in the machine's load hits every phase alike
+        for name, workers in calls.items():
+            chunk = order[round_ * counts[name] // ROUNDS:(round_ + 1) * counts[name] // ROUNDS]
+            parts[name].append(timed(workers, chunk, keep=True))
+    phases = {name: summary(chunks) for name, chunks in parts.items()}
+    row = {"using": using, "failed": len(failures), "failures": failures[:20], **phases,
+           "p50_overhead_ms": round(phases["http_1"]["p50_ms"] - phases["in_process_1"]["p50_ms"], 3),
+           "qps_ratio": round(phases["http_n"]["qps"] / phases["in_process_n"]["qps"], 3)}
     return row, answers
 
 
-def timed(workers: list[Callable[[str], None]], items: list[str]) -> dict[str, float]:
-    """Run ``items`` through ``workers`` (one thread each, sharing the list); QPS and latency quantiles."""
+def timed(workers: list[Callable[[str], None]], items: list[str], keep: bool = False) -> dict[str, Any]:
+    """Run ``items`` through ``workers`` (one thread each, sharing the list): seconds and latencies."""
     latencies: list[float] = []
     position = [0]
     lock = threading.Lock()
@@ -172,9 +186,14 @@ def timed(workers: list[Callable[[str], None]], items: list[str]) -> dict[str, f
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {"requests": len(items), "seconds": round(seconds, 3), "qps": round(len(items) / seconds, 1),
+    return {"seconds": time.perf_counter() - started, "latencies": latencies if keep else []}
+
+
+def summary(chunks: list[dict[str, Any]]) -> dict[str, float]:
+    """QPS over all chunks' time, and latency quantiles over all their calls."""
+    ordered = sorted(x for chunk in chunks for x in chunk["latencies"])
+    seconds = sum(chunk["seconds"] for chunk in chunks)
+    return {"requests": len(ordered), "seconds": round(seconds, 3), "qps": round(len(ordered) / seconds, 1),
             "p50_ms": round(1000 * statistics.median(ordered), 3),
             "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3)}
 
@@ -216,6 +235,15 @@ def snapshot(engine_dir: Path, snapshots: Path) -> None:
     generation = json.loads((engine_dir / "engine.json").read_text())["generation"]
     shutil.copytree(engine_dir, snapshots / f"g{generation}", copy_function=os.link, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.lock", ".tmp*"))
+
+
+def wait_first_add(snapshots: Path, adder: subprocess.Popen) -> None:
+    """Measure only once the writer is adding (its first generation is out)."""
+    deadline = time.monotonic() + FIRST_ADD_SECONDS
+    while len(list(snapshots.iterdir())) < 2:
+        if adder.poll() is not None or time.monotonic() > deadline:
+            raise InputError("the concurrent writer made no add (see its log)")
+        time.sleep(0.2)
 
 
 def free_port() -> int:

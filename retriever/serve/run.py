@@ -20,6 +20,7 @@ from retriever.serve.config import LOOPBACK, Limits, ServeConfig
 from retriever.serve.live import LiveEngine
 
 _ENV = "RETRIEVER_SERVE_SETTINGS"
+KEEP_ALIVE_S = 75  # idle keep-alive connections stay open this long (as nginx's default)
 
 
 def serve(engine_dir: str | Path, config: ServeConfig, workers: int = 1, log_level: str = "info") -> None:
@@ -27,7 +28,7 @@ def serve(engine_dir: str | Path, config: ServeConfig, workers: int = 1, log_lev
     import uvicorn
 
     options = {"host": config.host, "port": config.port, "log_level": log_level, "server_header": False,
-               "timeout_graceful_shutdown": 5}
+               "timeout_graceful_shutdown": 5, "timeout_keep_alive": KEEP_ALIVE_S}
     if workers > 1:
         os.environ[_ENV] = json.dumps({"engine": str(engine_dir), "config": asdict(config)})
         uvicorn.run("retriever.serve.run:app_from_environment", factory=True, workers=workers, **options)
