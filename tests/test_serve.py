@@ -216,3 +216,16 @@ def test_another_process_add_is_picked_up_without_restart(small_engine):
         got = c.get("/api/search", params={"q": "Quokka marsupial", "k": 1}).json()
         assert got["generation"] == before + 1 and got["hits"][0]["doc_id"] == "q-1"
         assert c.get("/api/documents/q-1").json()["title"] == "Quokka"
+
+
+def test_a_request_keeps_its_generation_until_it_ends(small_engine):
+    live = LiveEngine.open(small_engine.path, refresh_s=0.0)
+    with live.use() as held:
+        writer.add(small_engine.path, [{"_id": "w-1", "title": "Wombat", "text": "A wombat digs burrows."}])
+        assert live.refresh() and live.generation == held.number + 1
+        assert "w-1" not in [h.doc_id for h in held.engine.search("wombat burrows", k=5)]  # the old one answers
+        assert held.engine.reader._indexes, "not closed while in use"
+    assert not held.engine.reader._indexes, "closed once its last request ended"
+    with live.use() as now:
+        assert now.engine.search("wombat burrows", k=1)[0].doc_id == "w-1"
+    live.close()
