@@ -289,12 +289,13 @@ def bench(ctx, dataset, systems, query_count, limit, out_dir, data_dir) -> None:
 @click.option("--using", "systems", multiple=True, default=("bm25", "rrf(bm25,dense)"), show_default=True)
 @click.option("--requests", default=5000, show_default=True, help="Requests per system with concurrent clients.")
 @click.option("--clients", default=8, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server processes.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench-serve", show_default=True)
-def bench_serve(engine_dir, systems, requests, clients, out_dir) -> None:
+def bench_serve(engine_dir, systems, requests, clients, workers, out_dir) -> None:
     """Load-test `retriever serve` on loopback against in-process calls, with a concurrent writer."""
     from retriever.serve.bench import run_serve_bench
 
-    click.echo(run_serve_bench(engine_dir, systems, Path(out_dir), requests, clients))
+    click.echo(run_serve_bench(engine_dir, systems, Path(out_dir), requests, clients, workers=workers))
 
 
 @main.command()

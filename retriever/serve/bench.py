@@ -44,7 +44,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # subprocesses import this s
 
 def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Path, requests: int = 5000,
                     clients: int = 8, sequential: int = 300, k: int = 10, dataset: str = "nfcorpus",
-                    add_every_s: float = 2.0, add_batch: int = 4, max_adds: int = 100) -> str:
+                    add_every_s: float = 2.0, add_batch: int = 4, max_adds: int = 100, workers: int = 1) -> str:
     """Run the benchmark; writes ``serve.json`` and ``serve.md`` to ``out_dir``; returns the table.
 
     Args:
@@ -52,6 +52,7 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
         systems: ``using`` values to measure, e.g. ``["bm25", "rrf(bm25,dense)"]``.
         requests: requests per system in each concurrent phase.
         clients: concurrent clients (and in-process threads).
+        workers: server processes.
         sequential: calls per system in each one-at-a-time phase (latency overhead).
         dataset: whose test queries to send.
         add_every_s, add_batch, max_adds: the concurrent writer's pace and bound.
@@ -68,7 +69,8 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
         snapshot(engine_copy, snapshots)
         port = free_port()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])}
-        server = subprocess.Popen([sys.executable, "-m", "retriever.serve", str(engine_copy), "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "retriever.serve", str(engine_copy), "--port", str(port),
+                                   "--workers", str(workers)],
                                   stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
         stop = root / "stop"
         adder = None
@@ -98,7 +100,7 @@ def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Pat
         mismatches, generations = verify(snapshots, seen, k)
         adds = len(list(snapshots.iterdir())) - 1
     report = {"engine": str(engine_dir), "systems": list(systems), "requests": requests, "clients": clients,
-              "sequential": sequential, "k": k, "cpus": os.cpu_count(), "writer_adds": adds,
+              "workers": workers, "sequential": sequential, "k": k, "cpus": os.cpu_count(), "writer_adds": adds,
               "add_batch": add_batch, "generations_answered": generations, "verified": len(seen),
               "mismatches": mismatches, "rows": rows}
     (out_dir / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -213,7 +215,8 @@ def verify(snapshots: Path, answers: list[tuple[str, str, int, list]], k: int) -
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"{report['requests']} requests per system, {report['clients']} clients, k={report['k']}, "
+    lines = [f"{report['requests']} requests per system, {report['clients']} clients, "
+             f"{report['workers']} server worker(s), k={report['k']}, "
              f"{report['cpus']} CPUs; a writer process made {report['writer_adds']} adds of "
              f"{report['add_batch']} documents meanwhile (generations answered: "
              f"{', '.join(map(str, report['generations_answered']))}); {report['verified']} HTTP answers "
