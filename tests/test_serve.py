@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -213,6 +214,9 @@ def test_another_process_add_is_picked_up_without_restart(small_engine):
     with client(small_engine.path, refresh_s=0.0) as c:
         assert c.get("/api/search", params={"q": "Quokka marsupial"}).json()["generation"] == before
         writer.add(small_engine.path, [{"_id": "q-1", "title": "Quokka", "text": "The quokka is a marsupial."}])
+        deadline = time.monotonic() + 60
+        while c.get("/api/ready").json()["generation"] == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # the new generation opens in the background
         got = c.get("/api/search", params={"q": "Quokka marsupial", "k": 1}).json()
         assert got["generation"] == before + 1 and got["hits"][0]["doc_id"] == "q-1"
         assert c.get("/api/documents/q-1").json()["title"] == "Quokka"

@@ -92,10 +92,11 @@ class LiveEngine:
                 held.engine.close()
 
     def maybe_refresh(self) -> bool:
-        """Switch to a new generation if another write made one; True when it switched.
+        """Start switching to a new generation if another write made one; True when a switch started.
 
-        Checks ``engine.json`` at most every ``refresh_s`` seconds; one request does the
-        switch while the others keep answering from the generation they have.
+        Checks ``engine.json`` at most every ``refresh_s`` seconds. The new generation is
+        opened and warmed in a background thread while requests keep answering from the one
+        they have; they move to it once it is ready.
         """
         now = time.monotonic()
         if now - self._checked < self.refresh_s:
@@ -103,11 +104,14 @@ class LiveEngine:
         self._checked = now
         if self._state_stamp() == self._stamp or not self._refreshing.acquire(blocking=False):
             return False
+        threading.Thread(target=self._switch_in_background, name="retriever-refresh", daemon=True).start()
+        return True
+
+    def _switch_in_background(self) -> None:
         try:
-            return self._switch()
+            self._switch()
         except Exception as e:  # keep answering from the generation we have; retried on the next check
             log.warning("could not open the new generation of %s: %s", self.path, e)
-            return False
         finally:
             self._refreshing.release()
 
