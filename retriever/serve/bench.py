@@ -44,7 +44,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # subprocesses import this s
 
 def run_serve_bench(engine_dir: str | Path, systems: Sequence[str], out_dir: Path, requests: int = 5000,
                     clients: int = 8, sequential: int = 300, k: int = 10, dataset: str = "nfcorpus",
-                    add_every_s: float = 2.0, add_batch: int = 4, max_adds: int = 100, workers: int = 1) -> str:
+                    add_every_s: float = 5.0, add_batch: int = 4, max_adds: int = 100, workers: int = 1) -> str:
     """Run the benchmark; writes ``serve.json`` and ``serve.md`` to ``out_dir``; returns the table.
 
     Args:
