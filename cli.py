@@ -524,7 +524,7 @@ def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
     click.echo(f"wrote {out_dir}: {documents} documents, {len(dataset.queries)} questions ({sizes})")
 
 
-@main.command()
+@main.group(cls=_Group, invoke_without_command=True)
 @click.option("--dataset", default="nfcorpus", show_default=True)
 @click.option("--index", "specs", multiple=True, default=("bm25", "dense(factory=Flat)", "dense(factory=HNSW32)"),
               show_default=True, help="Index spec to benchmark; repeatable.")
@@ -533,7 +533,8 @@ def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
 @json_option
-def bench(dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> None:
+@click.pass_context
+def bench(ctx, dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> None:
     """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25.
 
     Builds its own indexes, so --dataset has a default here.
@@ -541,8 +542,12 @@ def bench(dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> 
     \b
     Example:
       retriever bench --dataset nfcorpus --index bm25 --index sparse --index "sparse(backend=seismic)"
+      retriever bench serve work/nfcorpus --requests 2500 --clients 8
     """
     from eval.bench import run_benchmark, split_specs
+
+    if ctx.invoked_subcommand:
+        return
 
     report = run_benchmark(dataset, [s for spec in specs for s in split_specs(spec)], Path(out_dir), query_count,
                            max_docs, data_dir)
@@ -550,6 +555,66 @@ def bench(dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> 
         click.echo((Path(out_dir) / f"bench-{dataset}.json").read_text(encoding="utf-8"))
         return
     click.echo(report)
+
+
+@bench.command("serve")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--using", "systems", multiple=True, default=("bm25", "rrf(bm25,dense)"), show_default=True)
+@click.option("--requests", default=5000, show_default=True, help="Requests per system with concurrent clients.")
+@click.option("--clients", default=8, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server processes.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench-serve", show_default=True)
+def bench_serve(engine_dir, systems, requests, clients, workers, out_dir) -> None:
+    """Load-test `retriever serve` on loopback against in-process calls, with a concurrent writer.
+
+    \b
+    Example:
+      retriever bench serve work/nfcorpus --using bm25 --using "rrf(bm25,dense)" --requests 5000 --clients 8
+    """
+    from retriever.serve.bench import run_serve_bench
+
+    click.echo(run_serve_bench(engine_dir, systems, Path(out_dir), requests, clients, workers=workers))
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Other than loopback needs --token.")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server processes (each opens the engine).")
+@click.option("--token", envvar="RETRIEVER_TOKEN", default=None, help="Bearer token for the API (or $RETRIEVER_TOKEN).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
+@click.option("--allow-writes", is_flag=True, help="Expose POST /api/documents (needs --token).")
+@click.option("--cors", "cors_origins", multiple=True, help="An origin allowed by CORS. Repeatable; default: none.")
+@click.option("--llm", default=None, help="Language model for ask (as for `retriever ask`); omit: no-LLM mode.")
+@click.option("--set", "limits", multiple=True, metavar="KEY=VALUE",
+              help="A limit, e.g. max_k=100, timeout_s=30. Repeatable.")
+def serve(engine_dir, host, port, workers, token, insecure, allow_writes, cors_origins, llm, limits) -> None:
+    """Serve ENGINE_DIR over HTTP: JSON API under /api, OpenAPI at /docs, a web page at /.
+
+    \b
+    Example:
+      retriever serve work/nfcorpus --port 8000
+      retriever serve work/nfcorpus --host 0.0.0.0 --token "$RETRIEVER_TOKEN" --allow-writes
+    """
+    from retriever.serve.run import serve as run, settings
+
+    run(engine_dir, settings(host, port, token, insecure, allow_writes, cors_origins, llm, limits), workers)
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--llm", default=None, help="Language model for the ask tool; omit: no-LLM mode.")
+def mcp(engine_dir, llm) -> None:
+    """Serve ENGINE_DIR as MCP tools over stdio: search, get_document, ask.
+
+    \b
+    Example:
+      retriever mcp work/nfcorpus
+    """
+    from retriever.serve.mcp_tools import run_stdio
+    from retriever.serve.run import settings
+
+    run_stdio(engine_dir, settings(llm=llm))
 
 
 # --- multi-hop question answering (retriever ask, retriever eval multihop) ---

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from retriever.agent.evidence import Lexicon, Pool, refine
 from retriever.agent.plan import Plan, plan
@@ -136,17 +136,23 @@ class Agent:
                 "passages": self.passages, "max_hops": self.budget.max_hops, "max_tokens": self.budget.max_tokens,
                 "max_seconds": self.budget.max_seconds, "refine": self.refine_sentences}
 
-    def ask(self, question: str) -> Answer:
-        """Run the loop for ``question``; returns the answer, its citations and the trace."""
-        run = _Run(self, question)
+    def ask(self, question: str, on_hop: Callable[[Hop], None] | None = None) -> Answer:
+        """Run the loop for ``question``; returns the answer, its citations and the trace.
+
+        Args:
+            question: the question.
+            on_hop: called with each :class:`Hop` as soon as its decision is made (before the
+                next hop runs), e.g. to stream the trace; it must not change the hop.
+        """
+        run = _Run(self, question, on_hop)
         return run.result()
 
 
 class _Run:
     """One question's state while the loop runs."""
 
-    def __init__(self, agent: Agent, question: str):
-        self.agent, self.question = agent, question
+    def __init__(self, agent: Agent, question: str, on_hop: Callable[[Hop], None] | None = None):
+        self.agent, self.question, self.on_hop = agent, question, on_hop
         self.pool = Pool(question, agent.lexicon)
         self.plan: Plan = plan(question, agent.lexicon.mention_keys(question))
         self.hops = min(agent.budget.max_hops, self.plan.hops + (agent.generator is not None))
@@ -160,16 +166,9 @@ class _Run:
         query, source = self.question, "question"
         for hop in range(self.hops):
             record = self.retrieve(hop, query, source)
-            if hop and not record.retrieved_new:
-                self.stop(record.hop_record, "no_new_evidence")
-                break
-            if hop + 1 == self.hops:
-                self.stop(record.hop_record, "max_hops")
-                break
-            if self.over_time():
-                self.stop(record.hop_record, "time_budget")
-                break
-            next_query = self.decide(record.hop_record)
+            next_query = self.next_query(hop, record)
+            if self.on_hop is not None:
+                self.on_hop(record.hop_record)
             if next_query is None:
                 break
             query, source = next_query
@@ -199,6 +198,19 @@ class _Run:
         self.trace.hops.append(record)
         self.trace.seconds += record.seconds
         return _Retrieved(record, bool(new or linked))
+
+    def next_query(self, hop: int, record: "_Retrieved") -> tuple[str, str] | None:
+        """Stop on a budget or on no new evidence, else decide; the next (query, source) or None."""
+        if hop and not record.retrieved_new:
+            self.stop(record.hop_record, "no_new_evidence")
+            return None
+        if hop + 1 == self.hops:
+            self.stop(record.hop_record, "max_hops")
+            return None
+        if self.over_time():
+            self.stop(record.hop_record, "time_budget")
+            return None
+        return self.decide(record.hop_record)
 
     def decide(self, record: Hop) -> tuple[str, str] | None:
         """The next (query, source), or None when the loop stops here."""
