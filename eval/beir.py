@@ -33,6 +33,7 @@ from retriever.api import Engine
 from retriever.core.datasets import Dataset
 from retriever.core.errors import InputError
 from retriever.core.metrics import DEFAULT_MEASURES, per_query
+from retriever.core.plots import bar_plot, difference_plot
 from retriever.core.progress import progress
 from retriever.core.types import Ranking
 
@@ -237,8 +238,6 @@ def write_summary(out_dir: Path, split: str, by_dataset: Mapping[str, Sequence[S
     with a ``baseline``, ``<dataset>-<split>-<system>-vs-<baseline>.png`` each system's per-query
     differences on that measure.
     """
-    from eval.plots import grouped_bars, per_query_differences
-
     measures = list(next(iter(by_dataset.values()))[0].metrics) if by_dataset else []
     text = "\n".join(cross_table(by_dataset, m) for m in measures) + legend(baseline)
     payload = {"split": split, "baseline": baseline, "datasets": list(by_dataset),
@@ -250,11 +249,12 @@ def write_summary(out_dir: Path, split: str, by_dataset: Mapping[str, Sequence[S
         for dataset, results in by_dataset.items():
             for r in results:
                 table.setdefault(r.system, {})[dataset] = r.metrics[first]
-        grouped_bars(table, first, out_dir / f"beir-{split}-{slug(first)}.png")
+        bar_plot(out_dir / f"beir-{split}-{slug(first)}.png", table, f"{first} ({split})", "dataset", first)
         for dataset, results in by_dataset.items():
             base = next((r for r in results if r.system == baseline), None)
             for r in results if base else ():
                 if r is not base:
-                    per_query_differences(r.per_query[first], base.per_query[first], r.system, base.system, first,
-                                          out_dir / f"{dataset}-{split}-{slug(r.system)}-vs-{slug(base.system)}.png")
+                    difference_plot(out_dir / f"{dataset}-{split}-{slug(r.system)}-vs-{slug(base.system)}.png",
+                                    [r.per_query[first][q] - v for q, v in base.per_query[first].items()],
+                                    f"{r.system} vs {base.system} on {dataset}: per-query {first}", f"Δ {first}")
     return paths

@@ -71,6 +71,19 @@ def bar_plot(path: str | Path, series: Mapping[str, Mapping[str, float]], title:
     _save(plt, fig, path)
 
 
+def difference_plot(path: str | Path, differences: Sequence[float], title: str, ylabel: str) -> None:
+    """Write per-item differences (e.g. per-query Δ nDCG@10 of two systems) as sorted bars: gains up, losses down."""
+    plt = _pyplot()
+    diffs = sorted(differences)
+    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
+    ax.bar(range(len(diffs)), diffs, width=1.0, color=["#c0392b" if d < 0 else "#2e86c1" for d in diffs])
+    ax.axhline(0, color="black", linewidth=0.6)
+    _decorate(ax, title, f"items, sorted ({wins} better, {losses} worse, {len(diffs) - wins - losses} tied)",
+              ylabel, legend=False)
+    _save(plt, fig, path)
+
+
 def _decorate(ax, title: str, xlabel: str, ylabel: str, legend: bool) -> None:
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -81,6 +94,7 @@ def _decorate(ax, title: str, xlabel: str, ylabel: str, legend: bool) -> None:
 
 
 def _save(plt, fig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
