@@ -397,9 +397,11 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
 @click.option("--model", "models", multiple=True, metavar="LABEL=DIR",
               help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
 @click.option("--settings", default="", help="Extra sparse index settings for every sparse index, e.g. max_length=256.")
+@click.option("--baselines", default="bm25,dense", show_default=True, help="Baseline index kinds to compare with.")
+@click.option("--prune", default="", help="Query-term min_weight values whose quality cost to measure, e.g. 0,1,2.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
-def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir) -> None:
+def eval_sparse(engine_dir, dataset, split, models, settings, baselines, prune, out_dir, data_dir) -> None:
     """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size."""
     from eval.sparse import compare, markdown
 
@@ -407,7 +409,12 @@ def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir)
     if len(pairs) != len(models):
         raise click.UsageError("--model takes LABEL=DIR")
     data = _dataset(dataset, data_dir, False)
-    rows = compare(engine_dir, data, pairs, out_dir, split, settings)
+    try:
+        floors = [float(x) for x in prune.split(",") if x.strip()]
+    except ValueError:
+        raise click.UsageError("--prune takes comma-separated numbers") from None
+    rows = compare(engine_dir, data, pairs, out_dir, split, settings,
+                   [b.strip() for b in baselines.split(",") if b.strip()], floors)
     click.echo(markdown(data.name, split, rows))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
 

@@ -12,7 +12,10 @@ Settings (persisted): ``model`` (a masked-LM directory; default
 ``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
 every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
 (Lucene impact quantization, 100), and for Seismic ``n_postings``,
-``centroid_fraction``, ``summary_energy``, ``doc_cut``. Search knobs: ``threads``
+``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
+(``idf``, or ``learned``: the factor table trained with the model, copied from its
+directory), ``min_weight`` and ``max_terms`` (query-term pruning, see
+:mod:`indexes.sparse.queries`; also accepted as search knobs). Search knobs: ``threads``
 (Lucene batches), ``query_cut`` and ``heap_factor`` (Seismic), ``exact=True``
 (brute force over the float vectors).
 
@@ -32,8 +35,8 @@ from tokenizers import Tokenizer
 
 from indexes.base import Index
 from indexes.sparse.backends import SEISMIC_BUILD, ExactBackend, Query, backend_class
-from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
-from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
+from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
+from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, read_query_weights
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import SpecError
@@ -42,9 +45,12 @@ from retriever.core.types import Ranking
 VECTORS_FILE = "vectors.arrow"
 ENCODE_CHUNK = 4096
 DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "max_length": 256, "top_k": 0, "threshold": 0.0,
-                            "backend": "lucene", "scale": 100.0}
+                            "backend": "lucene", "scale": 100.0, "query_weights": "idf", "min_weight": 0.0,
+                            "max_terms": 0}
+QUERY_WEIGHTS = ("idf", "learned")
 _TYPES = {"max_length": int, "top_k": int, "threshold": float, "scale": float, "n_postings": int,
-          "centroid_fraction": float, "summary_energy": float, "doc_cut": int}
+          "centroid_fraction": float, "summary_energy": float, "doc_cut": int, "min_weight": float,
+          "max_terms": int}
 
 
 class SparseIndex(Index):
@@ -54,7 +60,8 @@ class SparseIndex(Index):
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
-        self.queries = QueryEncoder.read(self.directory)
+        settings = {**DEFAULTS, **self.settings}
+        self.queries = QueryEncoder.read(self.directory, settings["min_weight"], settings["max_terms"])
         if self.queries.vocab_size != int(self.settings["vocab_size"]):
             raise VocabularyMismatchError(f"{self.directory}: the IDF table covers {self.queries.vocab_size} terms "
                                           f"but the vectors {self.settings['vocab_size']}")
@@ -70,6 +77,9 @@ class SparseIndex(Index):
         seconds = time.perf_counter() - started
         queries = QueryEncoder.count(_copy(encoder.tokenizer.backend_tokenizer),
                                      (d.contents for d in corpus), encoder.special_ids)
+        if persisted["query_weights"] == "learned":
+            factors = read_query_weights(Path(resolve_sparse_model(persisted["model"])), encoder.vocabulary_checksum)
+            queries = queries.with_options(factors)
         persisted.update(vocab_size=encoder.vocab_size, vocab_sha256=encoder.vocabulary_checksum,
                          encode_docs_per_s=round(len(vectors) / seconds, 2))
         _write_all(directory, vectors, queries, persisted)
@@ -99,13 +109,22 @@ class SparseIndex(Index):
             self._exact = ExactBackend(SparseVectors.read(self.directory / VECTORS_FILE, self.queries.vocab_size))
         return self._exact
 
-    def encode_queries(self, queries: Sequence[str]) -> list[Query]:
-        """``(term ids, IDF weights)`` for each query: tokenizer and IDF table only, no model."""
-        return [self.queries.encode_query(q) for q in queries]
+    def encode_queries(self, queries: Sequence[str], min_weight: float | None = None,
+                       max_terms: int | None = None) -> list[Query]:
+        """``(term ids, weights)`` for each query: tokenizer and weight tables only, no model.
 
-    def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, **knobs: Any) -> list[Ranking]:
+        ``min_weight`` / ``max_terms`` override the index's query-term pruning for this call.
+        """
+        encoder = self.queries
+        if min_weight is not None or max_terms is not None:
+            encoder = encoder.with_options(encoder.factors, encoder.min_weight if min_weight is None else min_weight,
+                                           encoder.max_terms if max_terms is None else max_terms)
+        return [encoder.encode_query(q) for q in queries]
+
+    def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, min_weight: float | None = None,
+               max_terms: int | None = None, **knobs: Any) -> list[Ranking]:
         backend = self._exact_backend() if exact else self._backend
-        return backend.search(self.encode_queries(queries), k, **knobs)
+        return backend.search(self.encode_queries(queries, min_weight, max_terms), k, **knobs)
 
     def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, float]:
         """Figures ``retriever bench`` reports next to speed: recall@k of the backend against
@@ -127,12 +146,15 @@ def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(f"unknown sparse setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     out = {**DEFAULTS, **({**SEISMIC_BUILD} if settings.get("backend") == "seismic" else {}), **settings}
     backend_class(out["backend"])
+    if out["query_weights"] not in QUERY_WEIGHTS:
+        raise SpecError(f"sparse query_weights must be one of {', '.join(QUERY_WEIGHTS)}, not {out['query_weights']!r}")
     try:
         out = {key: _TYPES[key](value) if key in _TYPES else value for key, value in out.items()}
     except ValueError as e:
         raise SpecError(f"bad sparse setting value: {e}") from None
-    if out["max_length"] < 3 or out["top_k"] < 0 or out["scale"] <= 0:
-        raise SpecError("sparse settings need max_length >= 3, top_k >= 0 and scale > 0")
+    if out["max_length"] < 3 or out["top_k"] < 0 or out["scale"] <= 0 or out["min_weight"] < 0 or out["max_terms"] < 0:
+        raise SpecError("sparse settings need max_length >= 3, top_k >= 0, scale > 0, min_weight >= 0 "
+                        "and max_terms >= 0")
     return out
 
 

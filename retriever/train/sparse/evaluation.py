@@ -57,10 +57,14 @@ class DevSet:
         queries, qrels = dataset.split(split)
         return cls(corpus, query_encoder, {qid: q.text for qid, q in queries.items()}, qrels, max_length)
 
-    def evaluate(self, encoder: DocEncoder) -> dict[str, Any]:
-        """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force)."""
+    def evaluate(self, encoder: DocEncoder, factors: np.ndarray | None = None) -> dict[str, Any]:
+        """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force).
+
+        ``factors``: a learned query-term factor table (None: IDF query weights).
+        """
         started = time.perf_counter()
-        queries = [self.query_encoder.encode_query(t) for t in self.queries.values()]
+        query_encoder = self.query_encoder.with_options(factors)
+        queries = [query_encoder.encode_query(t) for t in self.queries.values()]
         query_terms = np.unique(np.concatenate([terms for terms, _ in queries] + [np.zeros(0, np.int32)]))
         others = np.setdiff1d(np.arange(self.query_encoder.vocab_size), [*query_terms, *self.query_encoder.special_ids])
         sample = np.random.default_rng(0).choice(others, min(self.sample, len(others)), replace=False)

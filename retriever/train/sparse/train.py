@@ -8,6 +8,14 @@ every document of the batch, plus an IDF-aware FLOPS or an l0-style penalty
 (:mod:`retriever.train.sparse.losses`), on pseudo-queries (label-free) or qrels
 (supervised) (:mod:`retriever.train.sparse.examples`).
 
+With ``query_weights=learned`` a per-token factor table ``f`` is learned jointly
+with the encoder: the student score becomes ``sum_t idf(t) * f(t) * w_d(t)``, with
+``f = exp(a)``, ``a`` starting at 0 (plain IDF) and trained at its own learning rate
+``query_lr``. The table is written next to each checkpoint
+(``query_weights.safetensors``, see :mod:`indexes.sparse.queries`) and an index
+built with ``sparse(model=RUN/best,query_weights=learned)`` looks it up at query
+time: still no model runs for a query.
+
 Training reads documents up to ``max_length`` tokens (128: a step costs less than
 half of one at 256); every ``eval_every`` steps the corpus is re-encoded at
 ``eval_max_length`` (the index's length, 256) and the dev split scored exactly
@@ -15,7 +23,8 @@ half of one at 256); every ``eval_every`` steps the corpus is re-encoded at
 the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
 Output directory::
 
-    best/            the selected model: a loadable HF model directory (safetensors + tokenizer)
+    best/            the selected model: a loadable HF model directory (safetensors + tokenizer;
+                     query_weights.safetensors with query_weights=learned)
     last/            the latest checkpoint, with optimizer.safetensors + state.json (resume)
     training.json    settings, per-step losses and sparsity, evaluations, timings
     curves.png       loss, non-zeros per document and dev nDCG@10 against steps
@@ -44,10 +53,12 @@ from retriever.train.sparse.evaluation import DevSet, plot_curves
 from retriever.train.sparse.examples import labeled_queries, pseudo_queries, sample_batch
 from retriever.train.sparse.losses import RANKING_LOSSES, REGULARIZERS, estimated_nnz, ramp, ranking_loss, sparsity_loss
 from retriever.train.sparse.teachers import TeacherEnsemble
+from indexes.sparse.queries import write_query_weights
 from retriever.core.errors import SpecError
 from retriever.core.progress import progress
 
 REGIMES = ("label-free", "supervised")
+QUERY_WEIGHTS = ("idf", "learned")
 TRAINING_FILE = "training.json"
 
 
@@ -83,10 +94,13 @@ class TrainSettings:
     eval_every: int = 100
     eval_start: bool = True
     select: str = "dev"
+    query_weights: str = "idf"
+    query_lr: float = 5e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
-        choices = {"regime": REGIMES, "loss": RANKING_LOSSES, "regularizer": REGULARIZERS, "select": ("dev", "last")}
+        choices = {"regime": REGIMES, "loss": RANKING_LOSSES, "regularizer": REGULARIZERS, "select": ("dev", "last"),
+                   "query_weights": QUERY_WEIGHTS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SpecError(f"train sparse: {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -153,31 +167,37 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     resume = (out / "last" / "state.json").exists()
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
     dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length)
-    query_terms = [dev.query_encoder.encode_query(q.text) for q in queries]
+    query_terms = [dev.query_encoder.token_ids(q.text) for q in queries]
     vocabulary = np.setdiff1d(np.arange(encoder.vocab_size), encoder.special_ids)
     scale = torch.nn.Parameter(torch.tensor(math.log(settings.initial_scale)))
-    optimizer = torch.optim.AdamW([{"params": list(encoder.model.parameters()), "weight_decay": 0.01},
-                                   {"params": [scale], "weight_decay": 0.0}], lr=settings.lr)
+    table = QueryTable(dev.query_encoder.idf, settings.query_weights == "learned")
+    groups = [{"params": list(encoder.model.parameters()), "weight_decay": 0.01},
+              {"params": [scale], "weight_decay": 0.0}]
+    if table.learned:
+        groups.append({"params": [table.log_factor], "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr)
     state: dict[str, Any] = {"step": 0, "steps": [], "evaluations": [], "train_seconds": 0.0}
     if resume:
         state, extra = load_state(out / "last", optimizer)
         scale.data.copy_(extra["scale"])
+        if table.learned:
+            table.log_factor.data.copy_(extra["log_factor"])
     if not state["evaluations"] and dev.available and settings.eval_start:
-        state["evaluations"].append({"step": 0, **dev.evaluate(encoder)})
+        state["evaluations"].append({"step": 0, **dev.evaluate(encoder, table.factors())})
     encoder.model.train()
     bar = progress(total=settings.steps, initial=state["step"], desc="training sparse encoder", unit="step")
     while state["step"] < settings.steps:
         step = state["step"] + 1
         tick = time.perf_counter()
-        record = _train_step(encoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher, settings,
-                             step)
+        record = _train_step(encoder, optimizer, (scale, table), corpus, queries, query_terms, vocabulary, teacher,
+                             settings, step)
         state["train_seconds"] += time.perf_counter() - tick
         state["steps"].append(record)
         state["step"] = step
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", nnz=f"{record['nnz']:.0f}")
         if step % settings.eval_every == 0 or step == settings.steps:
-            _checkpoint(encoder, optimizer, scale, state, out, dev, settings)
+            _checkpoint(encoder, optimizer, (scale, table), state, out, dev, settings)
     bar.close()
     report = {"settings": asdict(settings), "examples": len(queries), "teacher_seconds": round(teacher_seconds, 1),
               **{k: v for k, v in state.items() if k != "param_groups"}}
@@ -186,22 +206,39 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     return report
 
 
-def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher,
+class QueryTable:
+    """The query-term weights the student scores with: IDF, times ``exp(log_factor)`` when learned."""
+
+    def __init__(self, idf: np.ndarray, learned: bool):
+        self.idf, self.learned = torch.from_numpy(np.asarray(idf, dtype=np.float32)), learned
+        self.log_factor = torch.nn.Parameter(torch.zeros(len(idf)), requires_grad=learned)
+
+    def weights(self, ids: torch.Tensor) -> torch.Tensor:
+        """Differentiable weights of vocabulary ``ids``."""
+        return self.idf[ids] * self.log_factor[ids].exp() if self.learned else self.idf[ids]
+
+    def factors(self) -> np.ndarray | None:
+        """The learned factor table (None with IDF weights)."""
+        return self.log_factor.detach().exp().numpy() if self.learned else None
+
+
+def _train_step(encoder: DocEncoder, optimizer, parameters, corpus, queries, query_terms, vocabulary, teacher,
                 settings: TrainSettings, step: int) -> dict[str, float]:
     """One optimization step; returns its losses and the batch's mean non-zeros per document."""
+    scale, table = parameters
     rng = random.Random(settings.seed * 1_000_003 + step)
     torch.manual_seed(settings.seed * 1_000_003 + step)
     batch = sample_batch(queries, teacher, rng, settings.queries_per_step, settings.docs_per_query,
                          settings.pool, settings.label_weight if settings.regime == "supervised" else 0.0)
     terms, columns, query_matrix = _columns([query_terms[q] for q in batch.queries], vocabulary, settings.flops_sample,
-                                            rng)
+                                            rng, table)
     docs = encoder.weights(encoder.tokenize([d.contents for d in corpus.rows(batch.rows.tolist())]), terms)
     student = query_matrix @ docs[:, :query_matrix.shape[1]].T
     rank = ranking_loss(settings.loss, student, torch.from_numpy(batch.targets), scale.exp(),
                         settings.teacher_temperature)
     reg = sparsity_loss(settings.regularizer, docs, columns, settings.l0_target)
     loss = rank + ramp(step, settings.reg_weight, settings.reg_warmup) * reg
-    for group, peak in zip(optimizer.param_groups, (settings.lr, settings.scale_lr)):
+    for group, peak in zip(optimizer.param_groups, (settings.lr, settings.scale_lr, settings.query_lr)):
         group["lr"] = peak * _schedule(step, settings)
     optimizer.zero_grad()
     loss.backward()
@@ -211,22 +248,24 @@ def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_te
             "nnz": estimated_nnz(docs, columns).mean().item(), "scale": scale.exp().item()}
 
 
-def _columns(queries: list[tuple[np.ndarray, np.ndarray]], vocabulary: np.ndarray, sample: int,
-             rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _columns(queries: list[np.ndarray], vocabulary: np.ndarray, sample: int, rng: random.Random,
+             table: QueryTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The vocabulary columns a step computes: the batch's query terms, then a uniform sample of the others.
 
     Returns the column ids, how many vocabulary entries each column stands for, and
-    the queries' IDF weights over the query-term columns (queries x query terms).
+    the queries' term weights over the query-term columns (queries x query terms;
+    differentiable in the learned table).
     """
-    query_terms = np.unique(np.concatenate([t for t, _ in queries])).astype(np.int64)
+    query_terms = np.unique(np.concatenate(queries)).astype(np.int64)
     others = np.setdiff1d(vocabulary, query_terms)
     picked = np.array(sorted(rng.sample(range(len(others)), min(sample, len(others)))), dtype=np.int64)
     terms = torch.from_numpy(np.concatenate([query_terms, others[picked]]))
     columns = torch.ones(len(terms))
     columns[len(query_terms):] = len(others) / max(len(picked), 1)
-    matrix = torch.zeros((len(queries), len(query_terms)))
-    for i, (ids, weights) in enumerate(queries):
-        matrix[i, torch.from_numpy(np.searchsorted(query_terms, ids))] = torch.from_numpy(weights)
+    rows = torch.from_numpy(np.concatenate([np.full(len(ids), i) for i, ids in enumerate(queries)]).astype(np.int64))
+    ids = torch.from_numpy(np.concatenate(queries).astype(np.int64))
+    positions = torch.from_numpy(np.searchsorted(query_terms, ids.numpy()))
+    matrix = torch.zeros((len(queries), len(query_terms))).index_put((rows, positions), table.weights(ids))
     return terms, columns, matrix
 
 
@@ -238,10 +277,14 @@ def _schedule(step: int, settings: TrainSettings) -> float:
     return 0.1 + 0.9 * remaining
 
 
-def _checkpoint(encoder: DocEncoder, optimizer, scale, state: dict, out: Path, dev, settings: TrainSettings) -> None:
+def _checkpoint(encoder: DocEncoder, optimizer, parameters, state: dict, out: Path, dev,
+                settings: TrainSettings) -> None:
     """Evaluate on dev (when there is one), save ``last``, and ``best`` when it improved."""
+    scale, table = parameters
+    factors = table.factors()
     encoder.model.eval()
-    evaluation = {"step": state["step"], **dev.evaluate(encoder)} if dev.available else {"step": state["step"]}
+    evaluation = ({"step": state["step"], **dev.evaluate(encoder, factors)} if dev.available
+                  else {"step": state["step"]})
     encoder.model.train()
     state["evaluations"].append(evaluation)
     previous = [e.get("nDCG@10", -1.0) for e in state["evaluations"][:-1] if e.get("saved")]
@@ -249,7 +292,12 @@ def _checkpoint(encoder: DocEncoder, optimizer, scale, state: dict, out: Path, d
     if improved:
         evaluation["saved"] = True
         save_checkpoint(out / "best", encoder.model, encoder.tokenizer)
-    save_checkpoint(out / "last", encoder.model, encoder.tokenizer, optimizer, {"scale": scale}, state)
+        if factors is not None:
+            write_query_weights(out / "best", factors, encoder.vocabulary_checksum)
+    extra = {"scale": scale, **({"log_factor": table.log_factor} if table.learned else {})}
+    save_checkpoint(out / "last", encoder.model, encoder.tokenizer, optimizer, extra, state)
+    if factors is not None:
+        write_query_weights(out / "last", factors, encoder.vocabulary_checksum)
 
 
 def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path, options: dict[str, str],
