@@ -21,6 +21,8 @@ half of one at 256); every ``eval_every`` steps the corpus is re-encoded at
 ``eval_max_length`` (the index's length, 256) and the dev split scored exactly
 (nDCG@10, average non-zeros per document; see :mod:`retriever.train.sparse.evaluation`);
 the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
+``dev_queries`` / ``dev_pool`` reduce the dev evaluation to a sample of queries
+re-ranking BM25's top documents (a pilot protocol for large encoders on a CPU).
 Output directory::
 
     best/            the selected model: a loadable HF model directory (safetensors + tokenizer;
@@ -94,6 +96,8 @@ class TrainSettings:
     eval_every: int = 100
     eval_start: bool = True
     select: str = "dev"
+    dev_queries: int = 0
+    dev_pool: int = 0
     query_weights: str = "idf"
     query_lr: float = 5e-3
     seed: int = 0
@@ -166,7 +170,9 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     teacher_seconds = time.perf_counter() - started
     resume = (out / "last" / "state.json").exists()
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
-    dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length)
+    first_stage = engine.indexes["bm25"].search if "bm25" in engine.indexes else None
+    dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length, settings.dev_queries,
+                       settings.dev_pool, first_stage)
     query_terms = [dev.query_encoder.token_ids(q.text) for q in queries]
     vocabulary = np.setdiff1d(np.arange(encoder.vocab_size), encoder.special_ids)
     scale = torch.nn.Parameter(torch.tensor(math.log(settings.initial_scale)))
