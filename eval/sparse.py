@@ -26,14 +26,20 @@ from eval.beir import evaluate, git_commit
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
+from indexes.sparse.queries import QUERY_WEIGHTS_FILE
 from retriever.core.storage import dir_size
 
 def sparse_specs(models: Mapping[str, str], settings: str = "") -> dict[str, str]:
-    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory."""
+    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory.
+
+    A model trained with learned query-term weights (its directory holds
+    ``query_weights.safetensors``) is indexed with ``query_weights=learned``.
+    """
     extra = f",{settings}" if settings else ""
     specs = {"sparse": f"sparse({settings})" if settings else "sparse"}
     for label, path in models.items():
-        specs[label] = f"{label}=sparse(model='{path}'{extra})"
+        learned = ",query_weights=learned" if (Path(path) / QUERY_WEIGHTS_FILE).exists() else ""
+        specs[label] = f"{label}=sparse(model='{path}'{learned}{extra})"
     return specs
 
 

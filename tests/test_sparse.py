@@ -336,3 +336,26 @@ def test_training_settings_from_strings():
         TrainSettings.from_options({"eval_start": "maybe"})
     with pytest.raises(SpecError, match="unknown setting"):
         TrainSettings.from_options({"learning_rate": "1e-4"})
+
+
+def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfcorpus_slice):
+    from eval.sparse import cross_dataset, pruning_cost, sparse_specs
+    from retriever.core.datasets import load_dataset
+
+    model = tmp_path / "run" / "best"
+    model.mkdir(parents=True)
+    assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}')"
+    (model / QUERY_WEIGHTS_FILE).write_bytes(b"")
+    assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}',query_weights=learned)"
+    costs = pruning_cost(sparse_engine.indexes["sparse"], load_dataset(str(nfcorpus_slice)), "test", [0, 1e6])
+    assert costs[0]["nDCG@10"] > 0 and costs[0]["terms_per_query"] > 1
+    assert costs[1] == {"min_weight": 1e6, "nDCG@10": 0.0, "terms_per_query": 0.0}  # every term pruned
+    for name, score in (("nfcorpus", 0.30), ("scifact", 0.70)):
+        systems = [{"system": "bm25", "spec": "bm25", "nDCG@10": 0.32, "avg_nnz": None, "size_mb": 1.0},
+                   {"system": "sup", "spec": "sup=sparse(...)", "nDCG@10": score, "avg_nnz": 250.0, "size_mb": 9.0,
+                    "train_seconds": 600.0}]
+        (tmp_path / f"{name}-test-sparse.json").write_text(json.dumps({"dataset": name, "split": "test",
+                                                                         "systems": systems}))
+    table = cross_dataset(tmp_path)
+    assert "| nfcorpus (test) | `sup=sparse(...)` | 0.3000 | -0.0200 | 250.0 | 9.0 | 600 |" in table
+    assert "| scifact (test) | `sup=sparse(...)` | 0.7000 | +0.3800 |" in table
