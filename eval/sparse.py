@@ -1,6 +1,6 @@
 """The learned sparse index against BM25 and dense on a BEIR dataset: quality, sparsity and size.
 
-One table per dataset split: nDCG@10, Recall@100 and MRR@10 of BM25, dense, the
+One table per dataset split: nDCG@10, Recall@100 and RR@10 of BM25, dense, the
 zero-shot inference-free sparse index (SPLADE-tiny document encoder, IDF queries)
 and any number of trained document encoders, with the average number of non-zero
 terms per document, the size of each index on disk and, for a trained encoder, its
@@ -18,11 +18,11 @@ Example:
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from eval.beir import evaluate, git_commit
+from eval.beir import evaluate
+from eval.report import write_report
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
@@ -60,14 +60,10 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
                      "train_seconds": _train_seconds(index.settings.get("model")) if name in models else None})
         if prune and index.kind == "sparse":
             rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{dataset.name}-{split}-sparse"
-    payload = {"dataset": dataset.name, "split": split, "commit": git_commit(), "engine": str(engine.path),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(dataset.name, split, rows), encoding="utf-8")
-    (out / "sparse-cross.md").write_text(cross_dataset(out), encoding="utf-8")
+    write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
+                 {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
+                 markdown(dataset.name, split, rows))
+    (Path(out_dir) / "sparse-cross.md").write_text(cross_dataset(Path(out_dir)), encoding="utf-8")
     return rows
 
 
@@ -112,7 +108,7 @@ def cross_dataset(out_dir: Path) -> str:
 
 def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
     """One row per system: quality, non-zeros per document, index size."""
-    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | MRR@10 | non-zeros / doc | index MB |",
+    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | RR@10 | non-zeros / doc | index MB |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         nnz = f"{r['avg_nnz']:.1f}" if r["avg_nnz"] is not None else "–"

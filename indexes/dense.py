@@ -9,6 +9,7 @@ visible (``pip install 'retriever[gpu]'``); the index on disk is always the CPU 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,14 +20,25 @@ import pyarrow as pa
 from indexes.base import Index
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import SpecError
+from retriever.core.errors import SettingError
 from retriever.core.models import DEFAULT_DENSE_MODEL, resolve_model
 from retriever.core.progress import progress
+from retriever.core.settings import Schema, Setting, at_least
 from retriever.core.types import Ranking
 
 FAISS_FILE = "index.faiss"
 IDS_FILE = "docids.arrow"
 CHUNK = 512
-SETTINGS = ("model", "factory", "max_seq_length", "query_prefix", "document_prefix")
+SCHEMA = Schema("dense", (
+    Setting("model", str, DEFAULT_DENSE_MODEL, help="sentence-transformers model (path or bundled id)"),
+    Setting("factory", str, "Flat", help="FAISS index_factory string (Flat, HNSW32, 'IVF256,PQ16')"),
+    Setting("max_seq_length", int, None, at_least(1), "encoder input length in tokens (default: the model's)",
+            nullable=True),
+    Setting("query_prefix", str, "", help="text put before every query"),
+    Setting("document_prefix", str, "", help="text put before every document"),
+))
+# dimensions the factory string is tried on before encoding (sub-quantizer counts must divide one of them)
+_PROBE_DIMENSIONS = (384, 768, 1024, 64)
 
 
 class DenseIndex(Index):
@@ -39,6 +51,7 @@ class DenseIndex(Index):
     """
 
     kind = "dense"
+    schema = SCHEMA
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -48,22 +61,23 @@ class DenseIndex(Index):
         self._encoder = None
 
     @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The schema's checks, plus: FAISS can build ``factory`` (tried on small empty indexes, nothing encoded)."""
+        checked = SCHEMA.parse(settings)
+        check_factory(checked["factory"])
+        return checked
+
+    @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(settings) - set(SETTINGS)
-        if unknown:
-            raise SpecError(f"unknown dense setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
-        persisted = {"model": settings.get("model", DEFAULT_DENSE_MODEL),
-                     "factory": settings.get("factory", "Flat"),
-                     "max_seq_length": int(settings["max_seq_length"]) if "max_seq_length" in settings else None,
-                     "query_prefix": settings.get("query_prefix", ""),
-                     "document_prefix": settings.get("document_prefix", "")}
+        persisted = dict(settings)
         encoder = load_encoder(persisted)
         vectors = encode_documents(encoder, corpus.iter_batches(CHUNK), len(corpus), persisted["document_prefix"])
         persisted["dimension"] = int(vectors.shape[1])
         try:
             index = faiss.index_factory(vectors.shape[1], persisted["factory"], faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
-            raise SpecError(f"FAISS cannot build factory {persisted['factory']!r}: {e}") from None
+            raise SettingError("dense", "factory", f"{persisted['factory']!r}: FAISS cannot build it in "
+                               f"dimension {vectors.shape[1]} ({_first_line(e)})") from None
         if not index.is_trained:
             index.train(vectors)
         index.add(vectors)
@@ -100,6 +114,25 @@ class DenseIndex(Index):
         scores, rows = self._searchable.search(self.encode_queries(queries, batch_size), min(k, len(self._ids)))
         return [[(self._ids[r], float(s)) for s, r in zip(srow, rrow) if r >= 0]
                 for srow, rrow in zip(scores, rows)]
+
+
+def check_factory(factory: str) -> None:
+    """Raise :class:`SettingError` unless FAISS builds ``factory`` in one of a few common dimensions."""
+    problems = []
+    for dimension in _PROBE_DIMENSIONS:
+        try:
+            faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+            return
+        except RuntimeError as e:
+            problems.append(_first_line(e))
+    raise SettingError("dense", "factory", f"must be a FAISS index_factory string, got {factory!r} "
+                       f"(FAISS: {problems[0]})")
+
+
+def _first_line(error: Exception) -> str:
+    """FAISS's message without its C++ location (``Error in ... at file.cpp:12: ``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return re.sub(r"^Error in .*? at \S+:\d+: (Error: )?", "", lines[-1]) if lines else type(error).__name__
 
 
 def load_encoder(settings: dict[str, Any]):
