@@ -757,22 +757,30 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
               help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A sparse index setting for every sparse index, e.g. max_length=256; repeatable.")
+@click.option("--baselines", default="bm25,dense", show_default=True, help="Baseline index kinds to compare with.")
+@click.option("--prune", default="", help="Query-term min_weight values whose quality cost to measure, e.g. 0,1,2.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
 @json_option
-def eval_sparse(engine_dir, dataset, split, models, overrides, out_dir, data_dir, as_json) -> None:
+def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, out_dir, data_dir, as_json) -> None:
     """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
 
     \b
     Example:
       retriever eval sparse work/nfcorpus --dataset nfcorpus --model supervised=work/sparse/nf-sup/best
+      retriever eval sparse work/nfcorpus --dataset nfcorpus --baselines bm25 --prune 0,1,2 --set max_terms=16
     """
     from eval.sparse import compare, markdown
 
     pairs = parse_pairs(models, "--model", "LABEL=DIR")
     settings = ",".join(f"{key}={value}" for key, value in parse_pairs(overrides).items())
     data = _dataset(dataset, data_dir, False)
-    rows = compare(engine_dir, data, pairs, out_dir, split, settings)
+    try:
+        floors = [float(x) for x in prune.split(",") if x.strip()]
+    except ValueError:
+        raise click.UsageError("--prune takes comma-separated numbers") from None
+    rows = compare(engine_dir, data, pairs, out_dir, split, settings,
+                   [b.strip() for b in baselines.split(",") if b.strip()], floors)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

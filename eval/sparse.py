@@ -3,7 +3,12 @@
 One table per dataset split: nDCG@10, Recall@100 and RR@10 of BM25, dense, the
 zero-shot inference-free sparse index (SPLADE-tiny document encoder, IDF queries)
 and any number of trained document encoders, with the average number of non-zero
-terms per document and the size of each index on disk.
+terms per document, the size of each index on disk and, for a trained encoder, its
+training time (from the run's ``training.json``). Every dataset's JSON in the
+output directory is also gathered into one cross-dataset table
+(``sparse-cross.md``: each system's nDCG@10 against BM25 on the same split).
+With ``prune``, the quality cost of query-term pruning (``min_weight``, a
+search-time knob: no re-encoding) is measured for every sparse index.
 
 Example:
     retriever eval sparse work/sparse/nfcorpus --dataset nfcorpus \\
@@ -12,28 +17,37 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from eval.beir import evaluate
 from eval.report import write_report
 from retriever.core.datasets import Dataset
+from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
+from indexes.sparse.queries import QUERY_WEIGHTS_FILE
 from retriever.core.storage import dir_size
 
 def sparse_specs(models: Mapping[str, str], settings: str = "") -> dict[str, str]:
-    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory."""
+    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory.
+
+    A model trained with learned query-term weights (its directory holds
+    ``query_weights.safetensors``) is indexed with ``query_weights=learned``.
+    """
     extra = f",{settings}" if settings else ""
     specs = {"sparse": f"sparse({settings})" if settings else "sparse"}
     for label, path in models.items():
-        specs[label] = f"{label}=sparse(model='{path}'{extra})"
+        learned = ",query_weights=learned" if (Path(path) / QUERY_WEIGHTS_FILE).exists() else ""
+        specs[label] = f"{label}=sparse(model='{path}'{learned}{extra})"
     return specs
 
 
 def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str], out_dir: str | Path,
-            split: str = "test", settings: str = "") -> list[dict[str, Any]]:
+            split: str = "test", settings: str = "", baselines: Sequence[str] = ("bm25", "dense"),
+            prune: Sequence[float] = ()) -> list[dict[str, Any]]:
     """Build what is missing in ``engine_dir``, evaluate every system, write JSON + Markdown; return the rows."""
-    specs = {"bm25": "bm25", "dense": "dense", **sparse_specs(models, settings)}
+    specs = {**{name: name for name in baselines}, **sparse_specs(models, settings)}
     engine = engine_with(Path(engine_dir), dataset, list(specs.values()))  # builds what is missing
     names = list(specs)
     results = evaluate(engine, dataset, split, names, Path(out_dir) / "runs")
@@ -42,11 +56,54 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
         index = engine.indexes[name]
         rows.append({"system": name, "spec": engine.specs[name], **{k: round(v, 4) for k, v in result.metrics.items()},
                      "avg_nnz": index.settings.get("avg_nnz"), "size_mb": round(dir_size(index.directory) / 2**20, 2),
-                     "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2)})
+                     "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2),
+                     "train_seconds": _train_seconds(index.settings.get("model")) if name in models else None})
+        if prune and index.kind == "sparse":
+            rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune)
     write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
                  {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
                  markdown(dataset.name, split, rows))
+    (Path(out_dir) / "sparse-cross.md").write_text(cross_dataset(Path(out_dir)), encoding="utf-8")
     return rows
+
+
+def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[float]) -> list[dict[str, float]]:
+    """nDCG@10 and query terms per query of a sparse index for each query-term ``min_weight``."""
+    queries, qrels = dataset.split(split)
+    ids = [qid for qid in qrels if qid in queries]
+    texts = [queries[qid].text for qid in ids]
+    out = []
+    for floor in min_weights:
+        rankings = index.search(texts, 10, min_weight=floor)
+        metrics = aggregate(qrels, dict(zip(ids, rankings)), parse_measures(["nDCG@10"]))
+        terms = [len(t) for t, _ in index.encode_queries(texts, min_weight=floor)]
+        out.append({"min_weight": floor, "nDCG@10": round(metrics["nDCG@10"], 4),
+                    "terms_per_query": round(sum(terms) / max(len(terms), 1), 2)})
+    return out
+
+
+def _train_seconds(model: str | None) -> float | None:
+    """Training time of a model written by ``retriever train sparse`` (its run's ``training.json``)."""
+    report = Path(model).parent / "training.json" if model else None
+    if report is None or not report.exists():
+        return None
+    return round(json.loads(report.read_text(encoding="utf-8")).get("train_seconds", 0.0), 1)
+
+
+def cross_dataset(out_dir: Path) -> str:
+    """One table over every ``*-sparse.json`` in ``out_dir``: nDCG@10 against BM25 on the same split."""
+    lines = ["| dataset (split) | system | nDCG@10 | vs BM25 | non-zeros / doc | index MB | training s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for path in sorted(Path(out_dir).glob("*-sparse.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        base = next((r["nDCG@10"] for r in payload["systems"] if r["system"] == "bm25"), None)
+        for r in payload["systems"]:
+            delta = f"{r['nDCG@10'] - base:+.4f}" if base is not None else "–"
+            nnz = f"{r['avg_nnz']:.1f}" if r.get("avg_nnz") is not None else "–"
+            trained = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–"
+            lines.append(f"| {payload['dataset']} ({payload['split']}) | `{r['spec']}` | {r['nDCG@10']:.4f} | {delta} | "
+                         f"{nnz} | {r['size_mb']:.1f} | {trained} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
@@ -57,4 +114,7 @@ def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
         nnz = f"{r['avg_nnz']:.1f}" if r["avg_nnz"] is not None else "–"
         lines.append(f"| `{r['spec']}` | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['RR@10']:.4f} | {nnz} | "
                      f"{r['size_mb']:.1f} |")
+        for cost in r.get("pruning", []):
+            lines.append(f"| `{r['spec']}` query min_weight={cost['min_weight']:g} "
+                         f"({cost['terms_per_query']:.1f} terms/query) | {cost['nDCG@10']:.4f} | | | | |")
     return "\n".join(lines) + "\n"

@@ -18,7 +18,8 @@ import torch
 
 from indexes.sparse.backends import QUERY_SCALE, SeismicBackend
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
-from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
+from indexes.sparse.queries import (QUERY_WEIGHTS_FILE, QueryEncoder, VocabularyMismatchError, read_query_weights,
+                                    vocabulary_checksum, write_query_weights)
 from indexes.sparse.vectors import SparseVectors, quantize
 from retriever.api import Engine
 from retriever.core.errors import MissingResourceError, SpecError
@@ -123,6 +124,22 @@ def test_idf_weighting_by_hand(encoder):
     assert (more.doc_count, more.df[cancer], more.df[tea]) == (4, 3, 2)
 
 
+def test_query_term_pruning_and_factors(encoder):
+    docs = ["cancer risk and diet", "cancer cells", "green tea", "tea and diet"]
+    queries = QueryEncoder.count(encoder.tokenizer.backend_tokenizer, docs, encoder.special_ids)
+    cancer, tea, the = (encoder.tokenizer.convert_tokens_to_ids(t) for t in ("cancer", "tea", "the"))
+    full_terms, full_weights = queries.encode_query("the cancer tea")
+    assert sorted(full_terms.tolist()) == sorted([cancer, tea, the])
+    floor = float(queries.idf[cancer]) + 1e-3  # "the" (df 0) weighs most, then cancer and tea (df 2)
+    assert queries.with_options(min_weight=floor).encode_query("the cancer tea")[0].tolist() == [the]
+    assert queries.with_options(max_terms=1).encode_query("the cancer tea")[0].tolist() == [the]
+    factors = np.ones(queries.vocab_size, dtype=np.float32)
+    factors[[cancer, the]] = [3.0, 0.0]  # a zero factor removes the term
+    terms, weights = queries.with_options(factors).encode_query("the cancer tea")
+    assert sorted(terms.tolist()) == sorted([cancer, tea])
+    np.testing.assert_allclose(weights, queries.idf[terms] * factors[terms])
+
+
 def test_quantization_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.uniform(0, 3, 1000).astype(np.float32)
@@ -198,10 +215,25 @@ def test_add_encodes_new_documents_and_updates_idf(tmp_path, nfcorpus_slice):
 def test_no_model_runs_at_query_time(tmp_path, nfcorpus_slice, monkeypatch):
     model = tmp_path / "model"
     shutil.copytree(resolve_sparse_model(MODEL), model)
+    tokenizer = DocEncoder.load(str(model)).tokenizer
+    factors = np.ones(len(tokenizer), dtype=np.float32)
+    breast, cancer = tokenizer.convert_tokens_to_ids(["breast", "cancer"])
+    factors[[breast, cancer]] = [4.0, 0.0]  # a learned table: "cancer" dropped, "breast" weighs 4x its IDF
+    write_query_weights(model, factors, vocabulary_checksum(tokenizer.backend_tokenizer))
     docs = [json.loads(line) for line in open(nfcorpus_slice / "corpus.jsonl")][:25]
     Engine.build(tmp_path / "e", docs, indexes=[f"sparse(model='{model}',max_length=64)",
-                                                f"fast=sparse(model='{model}',max_length=64,backend=seismic)"])
-    expected = Engine.open(tmp_path / "e").rankings(["statins and breast cancer"], k=5, using="sparse")
+                                                f"fast=sparse(model='{model}',max_length=64,backend=seismic)",
+                                                f"learned=sparse(model='{model}',max_length=64,query_weights=learned)"])
+    opened = Engine.open(tmp_path / "e")
+    expected = opened.rankings(["statins and breast cancer"], k=5, using="sparse")
+    learned = opened.rankings(["statins and breast cancer"], k=5, using="learned")
+    idf, table = opened.indexes["sparse"].queries, opened.indexes["learned"].queries
+    assert not (opened.indexes["sparse"].directory / QUERY_WEIGHTS_FILE).exists()
+    np.testing.assert_array_equal(read_query_weights(opened.indexes["learned"].directory,
+                                                     vocabulary_checksum(tokenizer.backend_tokenizer)), factors)
+    terms, weights = table.encode_query("statins and breast cancer")
+    assert cancer not in terms.tolist() and cancer in idf.encode_query("statins and breast cancer")[0].tolist()
+    np.testing.assert_allclose(weights, idf.idf[terms] * factors[terms])
     shutil.rmtree(model)  # the model is gone: opening and searching must not need it
 
     def no_modules(*args, **kwargs):
@@ -210,6 +242,7 @@ def test_no_model_runs_at_query_time(tmp_path, nfcorpus_slice, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "__init__", no_modules)
     engine = Engine.open(tmp_path / "e")
     assert engine.rankings(["statins and breast cancer"], k=5, using="sparse") == expected
+    assert engine.rankings(["statins and breast cancer"], k=5, using="learned") == learned != expected
     assert engine.search("statins and breast cancer", k=5, using="fast")
     monkeypatch.undo()
     with pytest.raises(MissingResourceError, match="not found"):
@@ -223,7 +256,10 @@ def test_bad_input(tmp_path, encoder):
     assert [h.doc_id for h in built.search("statins", using="sparse")] == ["ok"]
     for spec, message in [("sparse(colour=red)", "sparse: unknown setting 'colour'"),
                           ("sparse(backend=faiss)", "setting 'backend' must be one of lucene, seismic"),
-                          ("sparse(max_length=abc)", "setting 'max_length' must be an integer")]:
+                          ("sparse(max_length=abc)", "setting 'max_length' must be an integer"),
+                          ("sparse(query_weights=bm25)", "setting 'query_weights' must be one of idf, learned"),
+                          ("sparse(min_weight=-1)", "setting 'min_weight' must be at least 0"),
+                          ("sparse(max_terms=-2)", "setting 'max_terms' must be at least 0")]:
         with pytest.raises(SpecError, match=message):
             Engine.build(tmp_path / "f", [{"_id": "ok", "text": "statins"}], indexes=[spec])
 
@@ -270,17 +306,31 @@ def test_short_training_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp
 
     settings = TrainSettings(regime="label-free", pseudo_queries=6, queries_per_step=6, docs_per_query=4, pool=4,
                              steps=8, eval_every=4, max_length=64, lr=3e-4, warmup=0, reg_weight=1e-4,
-                             reg_warmup=0, depth=20, dev_split="none")
+                             reg_warmup=0, depth=20, dev_split="none", query_weights="learned", query_lr=0.05)
     report = train_sparse(slice_engine, nfcorpus, tmp_path / "run", settings)
     losses = [s["ranking"] for s in report["steps"]]  # the same six queries and documents at every step
     assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
     trained = DocEncoder.load(str(tmp_path / "run" / "best"), max_length=64)
     assert trained.encode_document(["statins and breast cancer"]).nnz_per_doc[0] > 0
+    factors = read_query_weights(tmp_path / "run" / "best", trained.vocabulary_checksum)  # learned jointly
+    assert len(factors) == trained.vocab_size and 0 < (factors != 1).sum() < 200
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert all(0 < s["nnz"] for s in report["steps"])
     resumed = train_sparse(slice_engine, nfcorpus, tmp_path / "run", TrainSettings(**{**vars(settings), "steps": 10}))
     assert [s["step"] for s in resumed["steps"]] == list(range(1, 11))
     assert resumed["steps"][:8] == report["steps"]
+
+
+def test_a_checkpoint_without_mlm_head_gets_a_tied_vocabulary_head():
+    """all-MiniLM-L6-v2 is a BertModel: the head is created, tied to the word-piece embeddings, identity transform."""
+    minilm = DocEncoder.load("all-MiniLM-L6-v2", max_length=64)
+    head = minilm.model.cls.predictions
+    assert minilm.model.get_output_embeddings().weight.data_ptr() == minilm.model.get_input_embeddings().weight.data_ptr()
+    torch.testing.assert_close(head.transform.dense.weight, torch.eye(head.transform.dense.in_features))
+    text = "Statin use and breast cancer survival: a nationwide cohort study from Finland."
+    heaviest = [token for token, _ in minilm.decode(minilm.encode_document([text]).row(0), top=8)]
+    assert {"breast", "cancer", "survival"} <= set(heaviest)
+    assert 5 < minilm.encode_document([text]).nnz_per_doc[0] < 1000
 
 
 def test_training_settings_from_strings():
@@ -292,3 +342,33 @@ def test_training_settings_from_strings():
         TrainSettings.from_options({"eval_start": "maybe"})
     with pytest.raises(SpecError, match="unknown setting 'learning_rate'"):
         TrainSettings.from_options({"learning_rate": "1e-4"})
+    assert TrainSettings.from_options({"dev_pool": "100", "query_weights": "learned"}).dev_pool == 100
+    with pytest.raises(SpecError, match="setting 'query_weights' must be one of idf, learned"):
+        TrainSettings(query_weights="bm25")
+    with pytest.raises(SpecError, match="setting 'dev_queries' must be at least 0"):
+        TrainSettings(dev_queries=-1)
+    with pytest.raises(SpecError, match="setting 'query_lr' must be greater than 0"):
+        TrainSettings.from_options({"query_lr": "0"})
+
+
+def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfcorpus_slice):
+    from eval.sparse import cross_dataset, pruning_cost, sparse_specs
+    from retriever.core.datasets import load_dataset
+
+    model = tmp_path / "run" / "best"
+    model.mkdir(parents=True)
+    assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}')"
+    (model / QUERY_WEIGHTS_FILE).write_bytes(b"")
+    assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}',query_weights=learned)"
+    costs = pruning_cost(sparse_engine.indexes["sparse"], load_dataset(str(nfcorpus_slice)), "test", [0, 1e6])
+    assert costs[0]["nDCG@10"] > 0 and costs[0]["terms_per_query"] > 1
+    assert costs[1] == {"min_weight": 1e6, "nDCG@10": 0.0, "terms_per_query": 0.0}  # every term pruned
+    for name, score in (("nfcorpus", 0.30), ("scifact", 0.70)):
+        systems = [{"system": "bm25", "spec": "bm25", "nDCG@10": 0.32, "avg_nnz": None, "size_mb": 1.0},
+                   {"system": "sup", "spec": "sup=sparse(...)", "nDCG@10": score, "avg_nnz": 250.0, "size_mb": 9.0,
+                    "train_seconds": 600.0}]
+        (tmp_path / f"{name}-test-sparse.json").write_text(json.dumps({"dataset": name, "split": "test",
+                                                                         "systems": systems}))
+    table = cross_dataset(tmp_path)
+    assert "| nfcorpus (test) | `sup=sparse(...)` | 0.3000 | -0.0200 | 250.0 | 9.0 | 600 |" in table
+    assert "| scifact (test) | `sup=sparse(...)` | 0.7000 | +0.3800 |" in table

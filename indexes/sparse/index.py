@@ -12,7 +12,10 @@ Settings (persisted): ``model`` (a masked-LM directory; default
 ``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
 every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
 (Lucene impact quantization, 100), and for Seismic ``n_postings``,
-``centroid_fraction``, ``summary_energy``, ``doc_cut``. Search knobs: ``threads``
+``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
+(``idf``, or ``learned``: the factor table trained with the model, copied from its
+directory), ``min_weight`` and ``max_terms`` (query-term pruning, see
+:mod:`indexes.sparse.queries`; also accepted as search knobs). Search knobs: ``threads``
 (Lucene batches), ``query_cut`` and ``heap_factor`` (Seismic), ``exact=True``
 (brute force over the float vectors).
 
@@ -32,8 +35,8 @@ from tokenizers import Tokenizer
 
 from indexes.base import Index
 from indexes.sparse.backends import BACKENDS, SEISMIC_BUILD, ExactBackend, Query, backend_class
-from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
-from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
+from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
+from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, read_query_weights
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
 from retriever.core.settings import OMIT, Schema, Setting, above, at_least, one_of, within
@@ -48,6 +51,10 @@ SCHEMA = Schema("sparse", (
     Setting("threshold", float, 0.0, help="drop term weights at or below this"),
     Setting("backend", str, "lucene", one_of(*BACKENDS), "lucene (impact index) or seismic"),
     Setting("scale", float, 100.0, above(0), "Lucene impact quantization"),
+    Setting("query_weights", str, "idf", one_of("idf", "learned"),
+            "query-term weights: idf, or learned (idf x the factor table saved with the model)"),
+    Setting("min_weight", float, 0.0, at_least(0), "query-term pruning: drop query terms weighing less"),
+    Setting("max_terms", int, 0, at_least(0), "query-term pruning: keep the max_terms heaviest terms (0: all)"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
@@ -64,7 +71,8 @@ class SparseIndex(Index):
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
-        self.queries = QueryEncoder.read(self.directory)
+        self.queries = QueryEncoder.read(self.directory, self.settings.get("min_weight", 0.0),
+                                         self.settings.get("max_terms", 0))
         if self.queries.vocab_size != int(self.settings["vocab_size"]):
             raise VocabularyMismatchError(f"{self.directory}: the IDF table covers {self.queries.vocab_size} terms "
                                           f"but the vectors {self.settings['vocab_size']}")
@@ -88,6 +96,9 @@ class SparseIndex(Index):
         seconds = time.perf_counter() - started
         queries = QueryEncoder.count(_copy(encoder.tokenizer.backend_tokenizer),
                                      (d.contents for d in corpus), encoder.special_ids)
+        if persisted["query_weights"] == "learned":
+            factors = read_query_weights(Path(resolve_sparse_model(persisted["model"])), encoder.vocabulary_checksum)
+            queries = queries.with_options(factors)
         persisted.update(vocab_size=encoder.vocab_size, vocab_sha256=encoder.vocabulary_checksum,
                          encode_docs_per_s=round(len(vectors) / seconds, 2))
         _write_all(directory, vectors, queries, persisted)
@@ -117,13 +128,22 @@ class SparseIndex(Index):
             self._exact = ExactBackend(SparseVectors.read(self.directory / VECTORS_FILE, self.queries.vocab_size))
         return self._exact
 
-    def encode_queries(self, queries: Sequence[str]) -> list[Query]:
-        """``(term ids, IDF weights)`` for each query: tokenizer and IDF table only, no model."""
-        return [self.queries.encode_query(q) for q in queries]
+    def encode_queries(self, queries: Sequence[str], min_weight: float | None = None,
+                       max_terms: int | None = None) -> list[Query]:
+        """``(term ids, weights)`` for each query: tokenizer and weight tables only, no model.
 
-    def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, **knobs: Any) -> list[Ranking]:
+        ``min_weight`` / ``max_terms`` override the index's query-term pruning for this call.
+        """
+        encoder = self.queries
+        if min_weight is not None or max_terms is not None:
+            encoder = encoder.with_options(encoder.factors, encoder.min_weight if min_weight is None else min_weight,
+                                           encoder.max_terms if max_terms is None else max_terms)
+        return [encoder.encode_query(q) for q in queries]
+
+    def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, min_weight: float | None = None,
+               max_terms: int | None = None, **knobs: Any) -> list[Ranking]:
         backend = self._exact_backend() if exact else self._backend
-        return backend.search(self.encode_queries(queries), k, **knobs)
+        return backend.search(self.encode_queries(queries, min_weight, max_terms), k, **knobs)
 
     def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, float]:
         """Figures ``retriever bench`` reports next to speed: recall@k of the backend against

@@ -6,13 +6,20 @@ the dev ranking is exactly the one of a full index built with the same encoder
 (``max_length``), at a fraction of the cost of the whole-vocabulary MLM head
 (~10x less on NFCorpus). The average number of non-zeros per document is
 estimated from a fixed uniform sample of the other vocabulary entries.
+
+For a cheap pilot (a large encoder on a shared CPU), ``limit`` keeps a fixed random
+sample of the dev queries and ``pool`` re-ranks only the union of a first stage's
+(BM25's) top ``pool`` documents of those queries instead of the whole corpus: the
+figures are then re-ranking figures on that pool, comparable between encoders
+evaluated with the same protocol, not with full-corpus ones.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -42,30 +49,46 @@ class DevSet:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     max_length: int = 256
     sample: int = 4096
+    rows: list[int] | None = None  # the corpus rows re-ranked (None: the whole corpus)
 
     @property
     def available(self) -> bool:
         return bool(self.qrels)
 
     @classmethod
-    def build(cls, encoder: DocEncoder, corpus: Corpus, dataset, split: str, max_length: int = 256) -> "DevSet":
+    def build(cls, encoder: DocEncoder, corpus: Corpus, dataset, split: str, max_length: int = 256, limit: int = 0,
+              pool: int = 0, first_stage: Callable[[list[str], int], list] | None = None) -> "DevSet":
+        """The dev set of ``split``; with ``limit`` / ``pool`` (and ``first_stage``) the reduced pilot protocol."""
         tokenizer = Tokenizer.from_str(encoder.tokenizer.backend_tokenizer.to_str())
         query_encoder = QueryEncoder.count(tokenizer, (d.contents for d in corpus), encoder.special_ids)
         if split not in dataset.qrels:
             return cls(corpus, query_encoder, max_length=max_length)
         queries, qrels = dataset.split(split)
-        return cls(corpus, query_encoder, {qid: q.text for qid, q in queries.items()}, qrels, max_length)
+        texts = {qid: queries[qid].text for qid in qrels if qid in queries}
+        if limit and limit < len(texts):
+            texts = {qid: texts[qid] for qid in sorted(random.Random(0).sample(sorted(texts), limit))}
+            qrels = {qid: qrels[qid] for qid in texts}
+        rows = None
+        if pool and first_stage is not None:
+            found = {doc_id for ranking in first_stage(list(texts.values()), pool) for doc_id, _ in ranking}
+            rows = sorted(corpus.row_of(doc_id) for doc_id in found)
+        return cls(corpus, query_encoder, texts, qrels, max_length, rows=rows)
 
-    def evaluate(self, encoder: DocEncoder) -> dict[str, Any]:
-        """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force)."""
+    def evaluate(self, encoder: DocEncoder, factors: np.ndarray | None = None) -> dict[str, Any]:
+        """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force).
+
+        ``factors``: a learned query-term factor table (None: IDF query weights).
+        """
         started = time.perf_counter()
-        queries = [self.query_encoder.encode_query(t) for t in self.queries.values()]
+        query_encoder = self.query_encoder.with_options(factors)
+        queries = [query_encoder.encode_query(t) for t in self.queries.values()]
         query_terms = np.unique(np.concatenate([terms for terms, _ in queries] + [np.zeros(0, np.int32)]))
         others = np.setdiff1d(np.arange(self.query_encoder.vocab_size), [*query_terms, *self.query_encoder.special_ids])
         sample = np.random.default_rng(0).choice(others, min(self.sample, len(others)), replace=False)
         terms = np.union1d(query_terms, sample).astype(np.int64)
         reader = DocEncoder(encoder.model, encoder.tokenizer, self.max_length, encoder.top_k, encoder.threshold)
-        vectors = encode_corpus(reader, self.corpus.iter_batches(ENCODE_CHUNK), terms)
+        batches = self.corpus.iter_batches(ENCODE_CHUNK) if self.rows is None else [self.corpus.rows(self.rows)]
+        vectors = encode_corpus(reader, batches, terms)
         rankings = ExactBackend(vectors).search(queries, 100)
         metrics = aggregate(self.qrels, dict(zip(self.queries, rankings)), MEASURES)
         matrix = vectors.matrix().tocsc()

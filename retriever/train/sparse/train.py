@@ -8,14 +8,25 @@ every document of the batch, plus an IDF-aware FLOPS or an l0-style penalty
 (:mod:`retriever.train.sparse.losses`), on pseudo-queries (label-free) or qrels
 (supervised) (:mod:`retriever.train.sparse.examples`).
 
+With ``query_weights=learned`` a per-token factor table ``f`` is learned jointly
+with the encoder: the student score becomes ``sum_t idf(t) * f(t) * w_d(t)``, with
+``f = exp(a)``, ``a`` starting at 0 (plain IDF) and trained at its own learning rate
+``query_lr``. The table is written next to each checkpoint
+(``query_weights.safetensors``, see :mod:`indexes.sparse.queries`) and an index
+built with ``sparse(model=RUN/best,query_weights=learned)`` looks it up at query
+time: still no model runs for a query.
+
 Training reads documents up to ``max_length`` tokens (128: a step costs less than
 half of one at 256); every ``eval_every`` steps the corpus is re-encoded at
 ``eval_max_length`` (the index's length, 256) and the dev split scored exactly
 (nDCG@10, average non-zeros per document; see :mod:`retriever.train.sparse.evaluation`);
 the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
+``dev_queries`` / ``dev_pool`` reduce the dev evaluation to a sample of queries
+re-ranking BM25's top documents (a pilot protocol for large encoders on a CPU).
 Output directory::
 
-    best/            the selected model: a loadable HF model directory (safetensors + tokenizer)
+    best/            the selected model: a loadable HF model directory (safetensors + tokenizer;
+                     query_weights.safetensors with query_weights=learned)
     last/            the latest checkpoint: the model, plus state.safetensors + state.json (resume;
                      see :mod:`retriever.core.checkpoint`)
     training.json    settings, per-step losses and sparsity, evaluations, timings
@@ -40,6 +51,7 @@ import numpy as np
 import torch
 
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
+from indexes.sparse.queries import write_query_weights
 from retriever.core.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from retriever.core.plots import Panel, panels
 from retriever.train.sparse.evaluation import DevSet
@@ -122,6 +134,10 @@ class TrainSettings:
     eval_every: int = option(100, at_least(1))
     eval_start: bool = True
     select: str = option("dev", one_of("dev", "last"))
+    dev_queries: int = option(0, at_least(0), "dev evaluation on a fixed sample of this many queries (0: all)")
+    dev_pool: int = option(0, at_least(0), "dev evaluation re-ranks BM25's top dev_pool documents (0: exact)")
+    query_weights: str = option("idf", one_of("idf", "learned"), "query-term weights: idf, or learned (idf x factor)")
+    query_lr: float = option(5e-3, above(0), "peak learning rate of the learned query-term factors")
     seed: int = option(0, at_least(0))
 
     def __post_init__(self) -> None:
@@ -173,39 +189,63 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     teacher_seconds = time.perf_counter() - started
     resume = find_checkpoint(out / "last") is not None
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
-    dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length)
-    query_terms = [dev.query_encoder.encode_query(q.text) for q in queries]
+    first_stage = engine.indexes[settings.bm25_index].search if settings.bm25_index in engine.indexes else None
+    dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length, settings.dev_queries,
+                       settings.dev_pool, first_stage)
+    query_terms = [dev.query_encoder.token_ids(q.text) for q in queries]
     vocabulary = np.setdiff1d(np.arange(encoder.vocab_size), encoder.special_ids)
     scale = torch.nn.Parameter(torch.tensor(math.log(settings.initial_scale)))
-    optimizer = torch.optim.AdamW([{"params": list(encoder.model.parameters()), "weight_decay": 0.01},
-                                   {"params": [scale], "weight_decay": 0.0}], lr=settings.lr)
+    table = QueryTable(dev.query_encoder.idf, settings.query_weights == "learned")
+    groups = [{"params": list(encoder.model.parameters()), "weight_decay": 0.01},
+              {"params": [scale], "weight_decay": 0.0}]
+    if table.learned:
+        groups.append({"params": [table.log_factor], "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr)
     state: dict[str, Any] = {"step": 0, "steps": [], "evaluations": [], "train_seconds": 0.0}
     if resume:
         found = load_checkpoint(out / "last", optimizer=optimizer)
         state = found.meta
         scale.data.copy_(found.extra["scale"])
+        if table.learned:
+            table.log_factor.data.copy_(found.extra["log_factor"])
     if not state["evaluations"] and dev.available and settings.eval_start:
-        state["evaluations"].append({"step": 0, **dev.evaluate(encoder)})
+        state["evaluations"].append({"step": 0, **dev.evaluate(encoder, table.factors())})
     encoder.model.train()
     bar = progress(total=settings.steps, initial=state["step"], desc="training sparse encoder", unit="step")
     while state["step"] < settings.steps:
         step = state["step"] + 1
         tick = time.perf_counter()
-        record = _train_step(encoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher, settings,
-                             step)
+        record = _train_step(encoder, optimizer, (scale, table), corpus, queries, query_terms, vocabulary, teacher,
+                             settings, step)
         state["train_seconds"] += time.perf_counter() - tick
         state["steps"].append(record)
         state["step"] = step
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", nnz=f"{record['nnz']:.0f}")
         if step % settings.eval_every == 0 or step == settings.steps:
-            _checkpoint(encoder, optimizer, scale, state, out, dev, settings)
+            _checkpoint(encoder, optimizer, (scale, table), state, out, dev, settings)
     bar.close()
     report = {"settings": asdict(settings), "examples": len(queries), "teacher_seconds": round(teacher_seconds, 1),
               **state}
     (out / TRAINING_FILE).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     _plot(report, out / "curves.png")
     return report
+
+
+class QueryTable:
+    """The query-term weights the student scores with: IDF, times ``exp(log_factor)`` when learned."""
+
+    def __init__(self, idf: np.ndarray, learned: bool):
+        self.idf, self.learned = torch.from_numpy(np.asarray(idf, dtype=np.float32)), learned
+        self.log_factor = torch.nn.Parameter(torch.zeros(len(idf)), requires_grad=learned)
+
+    def weights(self, ids: torch.Tensor) -> torch.Tensor:
+        """Differentiable weights of vocabulary ``ids``."""
+        return self.idf[ids] * self.log_factor[ids].exp() if self.learned else self.idf[ids]
+
+    def factors(self) -> np.ndarray | None:
+        """The learned factor table (None with IDF weights)."""
+        return self.log_factor.detach().exp().numpy() if self.learned else None
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
@@ -221,22 +261,23 @@ def _plot(report: dict[str, Any], path: Path) -> None:
               f"dev nDCG@10 ({report['settings']['dev_split']})", "step", "nDCG@10")])
 
 
-def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher,
+def _train_step(encoder: DocEncoder, optimizer, parameters, corpus, queries, query_terms, vocabulary, teacher,
                 settings: TrainSettings, step: int) -> dict[str, float]:
     """One optimization step; returns its losses and the batch's mean non-zeros per document."""
+    scale, table = parameters
     rng = random.Random(settings.seed * 1_000_003 + step)
     torch.manual_seed(settings.seed * 1_000_003 + step)
     batch = sample_batch(queries, teacher, rng, settings.queries_per_step, settings.docs_per_query,
                          settings.pool, settings.label_weight if settings.regime == "supervised" else 0.0)
     terms, columns, query_matrix = _columns([query_terms[q] for q in batch.queries], vocabulary, settings.flops_sample,
-                                            rng)
+                                            rng, table)
     docs = encoder.weights(encoder.tokenize([d.contents for d in corpus.rows(batch.rows.tolist())]), terms)
     student = query_matrix @ docs[:, :query_matrix.shape[1]].T
     rank = ranking_loss(settings.loss, student, torch.from_numpy(batch.targets), scale.exp(),
                         settings.teacher_temperature)
     reg = sparsity_loss(settings.regularizer, docs, columns, settings.l0_target)
     loss = rank + ramp(step, settings.reg_weight, settings.reg_warmup) * reg
-    for group, peak in zip(optimizer.param_groups, (settings.lr, settings.scale_lr)):
+    for group, peak in zip(optimizer.param_groups, (settings.lr, settings.scale_lr, settings.query_lr)):
         group["lr"] = peak * _schedule(step, settings)
     optimizer.zero_grad()
     loss.backward()
@@ -246,22 +287,24 @@ def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_te
             "nnz": estimated_nnz(docs, columns).mean().item(), "scale": scale.exp().item()}
 
 
-def _columns(queries: list[tuple[np.ndarray, np.ndarray]], vocabulary: np.ndarray, sample: int,
-             rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _columns(queries: list[np.ndarray], vocabulary: np.ndarray, sample: int, rng: random.Random,
+             table: QueryTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The vocabulary columns a step computes: the batch's query terms, then a uniform sample of the others.
 
     Returns the column ids, how many vocabulary entries each column stands for, and
-    the queries' IDF weights over the query-term columns (queries x query terms).
+    the queries' term weights over the query-term columns (queries x query terms;
+    differentiable in the learned table).
     """
-    query_terms = np.unique(np.concatenate([t for t, _ in queries])).astype(np.int64)
+    query_terms = np.unique(np.concatenate(queries)).astype(np.int64)
     others = np.setdiff1d(vocabulary, query_terms)
     picked = np.array(sorted(rng.sample(range(len(others)), min(sample, len(others)))), dtype=np.int64)
     terms = torch.from_numpy(np.concatenate([query_terms, others[picked]]))
     columns = torch.ones(len(terms))
     columns[len(query_terms):] = len(others) / max(len(picked), 1)
-    matrix = torch.zeros((len(queries), len(query_terms)))
-    for i, (ids, weights) in enumerate(queries):
-        matrix[i, torch.from_numpy(np.searchsorted(query_terms, ids))] = torch.from_numpy(weights)
+    rows = torch.from_numpy(np.concatenate([np.full(len(ids), i) for i, ids in enumerate(queries)]).astype(np.int64))
+    ids = torch.from_numpy(np.concatenate(queries).astype(np.int64))
+    positions = torch.from_numpy(np.searchsorted(query_terms, ids.numpy()))
+    matrix = torch.zeros((len(queries), len(query_terms))).index_put((rows, positions), table.weights(ids))
     return terms, columns, matrix
 
 
@@ -273,25 +316,33 @@ def _schedule(step: int, settings: TrainSettings) -> float:
     return 0.1 + 0.9 * remaining
 
 
-def _checkpoint(encoder: DocEncoder, optimizer, scale, state: dict, out: Path, dev, settings: TrainSettings) -> None:
+def _checkpoint(encoder: DocEncoder, optimizer, parameters, state: dict, out: Path, dev,
+                settings: TrainSettings) -> None:
     """Evaluate on dev (when there is one), save ``last``, and ``best`` when it improved."""
+    scale, table = parameters
+    factors = table.factors()
     encoder.model.eval()
-    evaluation = {"step": state["step"], **dev.evaluate(encoder)} if dev.available else {"step": state["step"]}
+    evaluation = ({"step": state["step"], **dev.evaluate(encoder, factors)} if dev.available
+                  else {"step": state["step"]})
     encoder.model.train()
     state["evaluations"].append(evaluation)
     previous = [e.get("nDCG@10", -1.0) for e in state["evaluations"][:-1] if e.get("saved")]
     improved = settings.select == "last" or not dev.available or evaluation["nDCG@10"] > max(previous, default=-1.0)
     if improved:
         evaluation["saved"] = True
-        save_checkpoint(out / "best", files=lambda tmp: _save_model(encoder, tmp))
-    save_checkpoint(out / "last", optimizer=optimizer, meta=state, extra={"scale": scale},
-                    files=lambda tmp: _save_model(encoder, tmp))
+        save_checkpoint(out / "best", files=lambda tmp: _save_model(encoder, tmp, factors))
+    extra = {"scale": scale, **({"log_factor": table.log_factor} if table.learned else {})}
+    save_checkpoint(out / "last", optimizer=optimizer, meta=state, extra=extra,
+                    files=lambda tmp: _save_model(encoder, tmp, factors))
 
 
-def _save_model(encoder: DocEncoder, directory: Path) -> None:
-    """The encoder as a loadable Hugging Face model directory (safetensors + tokenizer)."""
+def _save_model(encoder: DocEncoder, directory: Path, factors: np.ndarray | None) -> None:
+    """The encoder as a loadable Hugging Face model directory (safetensors + tokenizer), with the
+    learned query-term factor table when there is one."""
     encoder.model.save_pretrained(directory, safe_serialization=True)
     encoder.tokenizer.save_pretrained(directory)
+    if factors is not None:
+        write_query_weights(directory, factors, encoder.vocabulary_checksum)
 
 
 def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path, options: dict[str, str],
