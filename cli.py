@@ -37,6 +37,14 @@ data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), d
 download_option = click.option("--download", is_flag=True, help="Allow downloading a missing dataset or model.")
 
 
+def _ray_options(command):
+    """``--workers N [--ray-address ADDR]``: shard the step over Ray (without them Ray is not imported)."""
+    command = click.option("--ray-address", default=None,
+                           help="Ray cluster to join (default $RAY_ADDRESS, else a local one).")(command)
+    return click.option("--workers", default=None, type=click.IntRange(min=1),
+                        help="Shard the corpus over N Ray workers (pip install 'retriever[ray]').")(command)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="retriever")
 def main() -> None:
@@ -57,7 +65,9 @@ def index() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing engine or index of the same name.")
 @data_dir_option
 @download_option
-def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download) -> None:
+@_ray_options
+def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, workers,
+                ray_address) -> None:
     """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it."""
     from retriever.api import Engine
     from retriever.engine.state import STATE
@@ -68,25 +78,44 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
         os.environ["RETRIEVER_ALLOW_DOWNLOAD"] = "1"
     wanted = _split_kinds(kinds) + list(specs)
     if (Path(engine_dir) / STATE).exists() and not (overwrite and (dataset or corpus)):
-        engine = Engine.open(engine_dir)
-        engine.build_indexes(wanted, overwrite=overwrite)
+        if workers:
+            from retriever.distributed.build import build_indexes
+
+            build_indexes(engine_dir, wanted, workers, ray_address, overwrite=overwrite)
+            engine = Engine.open(engine_dir)
+        else:
+            engine = Engine.open(engine_dir)
+            engine.build_indexes(wanted, overwrite=overwrite)
     else:
         if bool(dataset) == bool(corpus):
             raise click.UsageError("give exactly one of --dataset and --corpus")
         documents = _dataset(dataset, data_dir, download).documents() if dataset else corpus
-        engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
+        if workers:
+            from retriever.distributed.build import build
+
+            build(engine_dir, documents, wanted or ["bm25", "dense"], workers, ray_address, overwrite=overwrite)
+            engine = Engine.open(engine_dir)
+        else:
+            engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
     click.echo(f"{engine.path}: {len(engine.corpus)} documents; indexes: {', '.join(engine.names)}")
 
 
 @index.command("add")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
-def index_add(engine_dir, documents) -> None:
+@_ray_options
+def index_add(engine_dir, documents, workers, ray_address) -> None:
     """Append the documents of a BEIR-style JSONL file to the corpus and every index."""
     from retriever.api import Engine
 
-    engine = Engine.open(engine_dir)
-    added = engine.add(documents)
+    if workers:
+        from retriever.distributed.build import add
+
+        added = add(engine_dir, documents, workers, ray_address)
+        engine = Engine.open(engine_dir)
+    else:
+        engine = Engine.open(engine_dir)
+        added = engine.add(documents)
     click.echo(f"added {added} documents; {len(engine.corpus)} in total")
 
 
@@ -271,9 +300,23 @@ def data_prepare(name, out_dir, data_dir) -> None:
 @click.option("--limit", default=None, type=int, help="Index only the first N documents.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
-def bench(dataset, systems, query_count, limit, out_dir, data_dir) -> None:
+@click.option("--scale", is_flag=True, help="Instead: cost as a synthetic corpus grows (--sizes, --scale-workers; "
+              "--systems defaults to bm25).")
+@click.option("--sizes", default="10000,100000", show_default=True, help="With --scale: corpus sizes.")
+@click.option("--scale-workers", default="0,1,2", show_default=True,
+              help="With --scale: Ray worker counts to compare (0: single process, no Ray).")
+def bench(dataset, systems, query_count, limit, out_dir, data_dir, scale, sizes, scale_workers) -> None:
     """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25."""
     from eval.bench import run_benchmark, split_specs
+
+    if scale:
+        from eval.scale import run_scale
+
+        chosen = split_specs(systems) if click.get_current_context().get_parameter_source("systems").name != "DEFAULT" \
+            else ["bm25"]
+        click.echo(run_scale(chosen, [int(n) for n in sizes.split(",")], [int(n) for n in scale_workers.split(",")],
+                             Path(out_dir)))
+        return
 
     report = run_benchmark(dataset, split_specs(systems), Path(out_dir), query_count, limit, data_dir)
     click.echo(report)

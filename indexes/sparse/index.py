@@ -11,7 +11,8 @@ Files of an index directory (no pickle)::
 Settings (persisted): ``model`` (a masked-LM directory; default
 ``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
 every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
-(Lucene impact quantization, 100), and for Seismic ``n_postings``,
+(Lucene impact quantization, 100), ``runtime`` (``torch``, ``onnx``, ``onnx-int8``: see
+indexes.onnx), and for Seismic ``n_postings``,
 ``centroid_fraction``, ``summary_energy``, ``doc_cut``. Search knobs: ``threads``
 (Lucene batches), ``query_cut`` and ``heap_factor`` (Seismic), ``exact=True``
 (brute force over the float vectors).
@@ -31,18 +32,21 @@ from typing import Any, Sequence
 from tokenizers import Tokenizer
 
 from indexes.base import Index
-from indexes.sparse.backends import SEISMIC_BUILD, ExactBackend, Query, backend_class
+from indexes.bm25 import add_segments
+from indexes.onnx import check_runtime
+from indexes.sparse.backends import LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import SpecError
+from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
 VECTORS_FILE = "vectors.arrow"
-ENCODE_CHUNK = 4096
+ENCODE_CHUNK = 256  # documents per encode call (sorted by length inside it); shards are whole chunks
 DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "max_length": 256, "top_k": 0, "threshold": 0.0,
-                            "backend": "lucene", "scale": 100.0}
+                            "backend": "lucene", "scale": 100.0, "runtime": "torch"}
 _TYPES = {"max_length": int, "top_k": int, "threshold": float, "scale": float, "n_postings": int,
           "centroid_fraction": float, "summary_energy": float, "doc_cut": int}
 
@@ -51,6 +55,10 @@ class SparseIndex(Index):
     """Inference-free learned sparse retrieval over a Lucene impact index or Seismic."""
 
     kind = "sparse"
+    combine = "merge"  # vectors concatenated, document frequencies summed, Lucene impact shards addIndexes'd
+    shard_block = ENCODE_CHUNK
+    shard_independent_scores = True  # query weights come from the merged (global) IDF table
+    uses_accelerator = True
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -82,11 +90,35 @@ class SparseIndex(Index):
             raise VocabularyMismatchError(
                 f"the model at {self.settings['model']!r} does not have the vocabulary {self.directory} was built "
                 "with; rebuild the index (retriever index build --overwrite) to use it")
-        added = encode_corpus(encoder, [list(docs)])
+        added = encode_corpus(encoder, [list(docs[i:i + ENCODE_CHUNK]) for i in range(0, len(docs), ENCODE_CHUNK)])
         vectors = self.vectors.concat(added)
         persisted = dict(self.settings)
         _write_all(directory, vectors, self.queries.extended(d.contents for d in docs), persisted)
         backend_class(persisted["backend"]).extend(self.directory, directory, vectors, added, persisted)
+        return persisted
+
+    @classmethod
+    def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],
+                     base: Index | None = None) -> dict[str, Any]:
+        added = SparseVectors.stack([shard.vectors for shard in shards])
+        df = sum(shard.queries.df for shard in shards)
+        count = sum(shard.queries.doc_count for shard in shards)
+        first = shards[0].queries
+        if base is not None:
+            vectors, persisted = base.vectors.concat(added), dict(base.settings)
+            queries = QueryEncoder(base.queries.tokenizer, base.queries.df + df, base.queries.doc_count + count,
+                                   base.queries.special_ids)
+        else:
+            vectors, queries = added, QueryEncoder(first.tokenizer, df, count, first.special_ids)
+            persisted = dict(shards[0].settings)
+            persisted["encode_docs_per_s"] = round(sum(s.settings["encode_docs_per_s"] for s in shards), 2)
+        _write_all(directory, vectors, queries, persisted)
+        if persisted["backend"] == "lucene":
+            if base is not None:
+                link_tree(base.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
+            add_segments(directory / LUCENE_DIR, [shard.directory / LUCENE_DIR for shard in shards])
+        else:
+            backend_class(persisted["backend"]).build(directory, vectors, persisted)
         return persisted
 
     @property
@@ -104,8 +136,16 @@ class SparseIndex(Index):
         return [self.queries.encode_query(q) for q in queries]
 
     def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, **knobs: Any) -> list[Ranking]:
+        return self.search_prepared(self.encode_queries(queries), k, exact, **knobs)
+
+    def prepare_queries(self, queries: Sequence[str]) -> list[Query]:
+        return self.encode_queries(queries)
+
+    def search_prepared(self, prepared: Sequence[Query], k: int = 10, exact: bool = False,
+                        **knobs: Any) -> list[Ranking]:
+        """Search with queries already encoded (by this index or, in a fan-out, by the merged one)."""
         backend = self._exact_backend() if exact else self._backend
-        return backend.search(self.encode_queries(queries), k, **knobs)
+        return backend.search(prepared, k, **knobs)
 
     def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, float]:
         """Figures ``retriever bench`` reports next to speed: recall@k of the backend against
@@ -127,6 +167,7 @@ def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(f"unknown sparse setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     out = {**DEFAULTS, **({**SEISMIC_BUILD} if settings.get("backend") == "seismic" else {}), **settings}
     backend_class(out["backend"])
+    check_runtime(out["runtime"])
     try:
         out = {key: _TYPES[key](value) if key in _TYPES else value for key, value in out.items()}
     except ValueError as e:
@@ -138,6 +179,11 @@ def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def load_encoder(settings: dict[str, Any]) -> DocEncoder:
     """The document encoder the settings name (used at build and add time only)."""
+    if settings.get("runtime", "torch") != "torch":
+        from indexes.sparse.onnx import OnnxDocEncoder
+
+        return OnnxDocEncoder.load_onnx(settings["model"], settings["runtime"], max_length=settings["max_length"],
+                                        top_k=settings["top_k"], threshold=settings["threshold"])
     return DocEncoder.load(settings["model"], max_length=settings["max_length"], top_k=settings["top_k"],
                            threshold=settings["threshold"])
 
@@ -146,10 +192,7 @@ def encode_corpus(encoder: DocEncoder, batches, terms=None) -> SparseVectors:
     """Encode batches of documents (title + text) into one set of vectors (restricted to ``terms`` if given)."""
     parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch], terms=terms)
              for batch in batches]
-    vectors = parts[0]
-    for part in parts[1:]:
-        vectors = vectors.concat(part)
-    return vectors
+    return SparseVectors.stack(parts)
 
 
 def _write_all(directory: Path, vectors: SparseVectors, queries: QueryEncoder, settings: dict[str, Any]) -> None:
