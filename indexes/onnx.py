@@ -146,7 +146,8 @@ class OnnxSentenceEncoder:
     def encode(self, texts, batch_size: int = 32, normalize_embeddings: bool = True, **_: Any) -> np.ndarray:
         texts = list(texts)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        out = np.zeros((len(texts), dimension()), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chosen = order[start:start + batch_size]
             inputs = self._tokenize([texts[i] for i in chosen])
