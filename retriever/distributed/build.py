@@ -80,8 +80,9 @@ def add(path: str | Path, documents: Documents, workers: int, address: str | Non
     located = list(read_documents(documents))
     cluster = connect(workers, address)
     with transaction(Path(path)) as tx:
-        old_count = len(Corpus.open(tx.corpus_dir))
-        corpus = tx.extend_corpus(Corpus.open(tx.corpus_dir), located)
+        old = Corpus.open(tx.corpus_dir)
+        old_count = len(old)
+        corpus = tx.extend_corpus(old, located)
         for name, directory in progress(list(tx.previous["indexes"].items()), desc="adding to indexes", unit="index"):
             base = open_index(tx.path / directory)
             _, _, settings = parse_index_spec(tx.previous["specs"].get(name, base.kind))

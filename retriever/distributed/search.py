@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -141,8 +142,6 @@ class DistributedEngine(Engine):
 
     def __init__(self, path: str | Path, workers: int | None = None, address: str | None = None,
                  local_statistics: bool = False):
-        import os
-
         connect(workers or os.cpu_count() or 1, address)
         self.path = Path(path)
         self.local_statistics = local_statistics
