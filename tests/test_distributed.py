@@ -24,10 +24,14 @@ ADDED = 40
 
 @pytest.fixture(scope="module")
 def cluster():
+    """A local 2-CPU cluster, started after the JVM (the order that crashed Lucene before Ray's
+    fault handlers were put back; the whole suite starts Lucene long before this module)."""
     import ray
 
+    from indexes.jvm import java_class
     from retriever.distributed.cluster import connect
 
+    java_class("java.util.ArrayList")
     yield connect(2)
     ray.shutdown()
 

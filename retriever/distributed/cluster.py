@@ -8,9 +8,13 @@ their shards there.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from retriever.core.errors import MissingResourceError
 
@@ -58,11 +62,37 @@ def connect(workers: int, address: str | None = None) -> Cluster:
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "runtime_env": {"env_vars": {"PYTHONPATH": _python_path()}}}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=workers, **options)
+        with _fault_handlers_kept():
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=workers, **options)
     return Cluster(workers, float(ray.cluster_resources().get("GPU", 0)))
+
+
+@contextmanager
+def _fault_handlers_kept() -> Iterator[None]:
+    """Put back the process's SIGSEGV / SIGBUS / SIGFPE / SIGILL handlers after Ray installs its own.
+
+    A JVM started in this process before Ray (Lucene, through pyjnius) handles SIGSEGVs of its
+    own making (implicit null checks, safepoint polls); with Ray's crash handler in front of it,
+    the next such signal killed the process ("Fatal Python error: Segmentation fault" while
+    Lucene indexed). Only done when the JVM is already running.
+    """
+    if "jnius" not in sys.modules:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = {}
+    for number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL):
+        action = ctypes.create_string_buffer(512)  # an opaque struct sigaction, read and written back whole
+        if libc.sigaction(int(number), None, action) == 0:
+            saved[number] = action
+    try:
+        yield
+    finally:
+        for number, action in saved.items():
+            libc.sigaction(int(number), action, None)
 
 
 def _python_path() -> str:
