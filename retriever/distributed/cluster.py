@@ -63,10 +63,14 @@ def connect(workers: int, address: str | None = None) -> Cluster:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "runtime_env": {"env_vars": {"PYTHONPATH": _python_path()}}}
         with _fault_handlers_kept():
-            if address:
-                ray.init(address=address, **options)
-            else:
-                ray.init(num_cpus=workers, **options)
+            try:
+                if address:
+                    ray.init(address=address, **options)
+                else:
+                    ray.init(num_cpus=workers, **options)
+            except Exception as e:  # noqa: BLE001  (Ray reports a failed start-up as a bare Exception)
+                where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+                raise MissingResourceError(f"could not start or join {where}: {e}") from None
     return Cluster(workers, float(ray.cluster_resources().get("GPU", 0)))
 
 
