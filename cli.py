@@ -1,39 +1,72 @@
 """The ``retriever`` command line: a thin layer over the Python API.
 
-Groups by verb: ``index`` (build, add, info), ``search``, ``eval`` (beir, check,
-table), ``data`` (prepare), ``bench``. Every long step shows a progress bar;
-``--json`` prints machine-readable output.
+Groups by verb: ``index`` (build, add, info), ``search``, ``ask``, ``eval`` (beir, check,
+table, ...), ``train``, ``data`` (prepare), ``bench``. Every long step shows a progress bar;
+``--json`` prints machine-readable output; ``-v`` / ``-q`` set the logging level. Flags keep
+one meaning across commands (see :mod:`retriever.commands.options`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from retriever.commands.options import data_dir_option, depth_option, json_option, parse_pairs, setup_logging
 from retriever.core.errors import RetrieverError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 class _Group(click.Group):
-    """Turns the package's typed errors into one clean line and exit status 1."""
+    """Turns every error into one ``Error:`` line and exit status 1 (usage errors: 2).
+
+    The package's typed errors and operating-system errors (a full disk, a missing file)
+    print their message; anything else prints its type and message. ``--debug`` (or
+    ``RETRIEVER_DEBUG=1``) lets the traceback through instead.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except RetrieverError as e:
-            raise click.ClickException(str(e)) from None
-        except FileExistsError as e:
-            raise click.ClickException(str(e)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if ctx.find_root().params.get("debug") or os.environ.get("RETRIEVER_DEBUG") == "1":
+                raise
+            raise click.ClickException(_one_line(e)) from None
+
+
+def _one_line(error: Exception) -> str:
+    """The message of ``error`` on one line; unexpected types are named, with a pointer to ``--debug``."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, (RetrieverError, FileExistsError)):
+        return " ".join(lines) or type(error).__name__
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or (lines[0] if lines else type(error).__name__)}{where}"
+    first = lines[0][:300] if lines else ""
+    return f"{type(error).__name__}: {first} (rerun with --debug for the traceback)"
 
 
 def _split_kinds(value: str | None) -> list[str]:
     return [k.strip() for k in value.split(",") if k.strip()] if value else []
 
 
-data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                               help="Data root to look in first (then $RETRIEVER_DATA, then ../shared/data).")
+def _int_list(value: str, flag: str, low: int) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a usage error names the flag when an item is no integer >= ``low``."""
+    try:
+        numbers = [int(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise click.UsageError(f"{flag} takes comma-separated integers, got {value!r}") from None
+    if not numbers or min(numbers) < low:
+        raise click.UsageError(f"{flag} takes comma-separated integers >= {low}, got {value!r}")
+    return numbers
+
+
 download_option = click.option("--download", is_flag=True, help="Allow downloading a missing dataset or model.")
 
 
@@ -45,10 +78,32 @@ def _ray_options(command):
                         help="Shard the corpus over N Ray workers (pip install 'retriever[ray]').")(command)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(package_name="retriever")
-def main() -> None:
-    """retriever: learned sparse, dense and generative indexes, fused; evaluated on BEIR."""
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (also RETRIEVER_DEBUG=1).")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only, and no progress bars (sets RETRIEVER_QUIET=1).")
+def main(debug: bool, verbose: int, quiet: bool) -> None:
+    """retriever: learned sparse, dense and generative indexes, fused; evaluated on BEIR.
+
+    \b
+    Example:
+      retriever index build work/nfcorpus --dataset nfcorpus --kinds bm25,dense
+      retriever search work/nfcorpus "vitamin D and bone health" --using "rrf(bm25,dense)"
+
+    \b
+    Environment:
+      RETRIEVER_DATA            a data root (after --data-dir, before ../shared/data)
+      RETRIEVER_QUIET=1         no progress bars (also the model-loading ones); -q sets it
+      RETRIEVER_ALLOW_DOWNLOAD  =1 allows model / dataset downloads (as --download)
+      RETRIEVER_JVM_HEAP        Java heap for Lucene, e.g. 4g
+      RETRIEVER_FAISS_CPU       =1 keeps FAISS on the CPU when a GPU is visible
+      RETRIEVER_CHECKPOINTS     where long builds keep resumable checkpoints
+      RETRIEVER_ENCODE_CACHE    a cache of encoded texts shared by generative builds
+      RETRIEVER_DEBUG=1         show tracebacks (as --debug)
+      OPENAI_API_KEY            the key sent to an http(s) --llm endpoint
+    """
+    setup_logging(verbose, quiet)
 
 
 @main.group(cls=_Group)
@@ -66,9 +121,19 @@ def index() -> None:
 @data_dir_option
 @download_option
 @_ray_options
-def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, workers,
-                ray_address) -> None:
-    """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it."""
+@json_option
+def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, workers, ray_address,
+                as_json) -> None:
+    """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it.
+
+    With --workers N the indexes are built as shards on a Ray cluster and merged.
+
+    \b
+    Example:
+      retriever index build work/nfcorpus --dataset nfcorpus --kinds bm25,dense
+      retriever index build work/nfcorpus --index "hnsw=dense(factory=HNSW32)"
+      retriever index build work/big --corpus big.jsonl --kinds bm25,dense --workers 4
+    """
     from retriever.api import Engine
     from retriever.engine.state import STATE
 
@@ -77,6 +142,10 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
 
         os.environ["RETRIEVER_ALLOW_DOWNLOAD"] = "1"
     wanted = _split_kinds(kinds) + list(specs)
+    if (Path(engine_dir) / STATE).exists() and (dataset or corpus) and not overwrite:
+        raise click.UsageError(f"{engine_dir} already holds an engine: --dataset/--corpus would be ignored. Drop them "
+                               f"to build more indexes over its corpus, use `retriever index add` to add documents, "
+                               f"or pass --overwrite to replace the engine")
     if (Path(engine_dir) / STATE).exists() and not (overwrite and (dataset or corpus)):
         if workers:
             from retriever.distributed.build import build_indexes
@@ -97,6 +166,9 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
             engine = Engine.open(engine_dir)
         else:
             engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps({"path": str(engine.path), "documents": len(engine.corpus), "indexes": engine.names}))
+        return
     click.echo(f"{engine.path}: {len(engine.corpus)} documents; indexes: {', '.join(engine.names)}")
 
 
@@ -104,8 +176,15 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
 @_ray_options
-def index_add(engine_dir, documents, workers, ray_address) -> None:
-    """Append the documents of a BEIR-style JSONL file to the corpus and every index."""
+@json_option
+def index_add(engine_dir, documents, workers, ray_address, as_json) -> None:
+    """Append the documents of a BEIR-style JSONL file to the corpus and every index.
+
+    \b
+    Example:
+      retriever index add work/nfcorpus new-documents.jsonl
+      retriever index add work/big more.jsonl --workers 4 --ray-address auto
+    """
     from retriever.api import Engine
 
     if workers:
@@ -116,13 +195,45 @@ def index_add(engine_dir, documents, workers, ray_address) -> None:
     else:
         engine = Engine.open(engine_dir)
         added = engine.add(documents)
+    if as_json:
+        click.echo(json.dumps({"added": added, "documents": len(engine.corpus)}))
+        return
     click.echo(f"added {added} documents; {len(engine.corpus)} in total")
+
+
+@index.command("verify")
+@click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
+@json_option
+def index_verify(engine_dir, as_json) -> None:
+    """Check every file of ENGINE_DIR against its manifest checksum; exit 1 on damage.
+
+    \b
+    Example:
+      retriever index verify work/nfcorpus
+    """
+    from retriever.engine.integrity import verify
+
+    checked, problems = verify(engine_dir)
+    if as_json:
+        click.echo(json.dumps({"engine": str(engine_dir), "checked": checked, "problems": problems}, indent=2))
+    else:
+        for problem in problems:
+            click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{engine_dir}: {len(problems)} damaged or missing file(s) of {checked}; "
+                                   f"rebuild the engine (or restore it from a copy)")
+    click.echo(f"{engine_dir}: {checked} files match their checksums")
 
 
 @index.command("info")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 def index_info(engine_dir) -> None:
-    """Print the engine's corpus and index manifests as JSON."""
+    """Print the engine's corpus and index manifests (always JSON).
+
+    \b
+    Example:
+      retriever index info work/nfcorpus
+    """
     from retriever.api import Engine
 
     engine = Engine.open(engine_dir)
@@ -133,15 +244,45 @@ def index_info(engine_dir) -> None:
 
 @main.command()
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("query")
-@click.option("-k", default=10, show_default=True, help="Number of hits.")
+@click.argument("query", required=False)
+@click.option("--topics", help="Batch search instead of QUERY: a TSV file (qid<TAB>text), a BEIR queries.jsonl, "
+                               "or DATASET[:SPLIT] (e.g. scifact:test); needs --output.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="With --topics: the TREC run file.")
+@click.option("-k", type=click.IntRange(min=1), default=None, help="Hits per query [default: 10; 1000 with --topics].")
+@depth_option
 @click.option("--using", default=None, help="Index name, 'hybrid', or a fusion spec like 'rrf(bm25,dense)'.")
-@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(engine_dir, query, k, using, as_json) -> None:
-    """Search ENGINE_DIR for QUERY."""
+@click.option("--run-tag", default=None, help="With --topics: the run file's tag column [default: --using].")
+@data_dir_option
+@json_option
+def search(engine_dir, query, topics, output, k, depth, using, run_tag, data_dir, as_json) -> None:
+    """Search ENGINE_DIR for QUERY, or every topic of --topics into a TREC run file.
+
+    \b
+    Example:
+      retriever search work/nfcorpus "statins and breast cancer" -k 5 --using bm25
+      retriever search work/scifact --topics scifact:test --output runs/scifact-rrf.trec --using "rrf(bm25,dense)"
+    """
     from retriever.api import Engine
 
-    hits = Engine.open(engine_dir).search(query, k=k, using=using)
+    engine = Engine.open(engine_dir)
+    if topics:
+        if query or not output:
+            raise click.UsageError("--topics takes no QUERY and needs --output")
+        from eval.beir import run_topics
+        from eval.runs import read_topics, write_run
+
+        chosen = read_topics(topics, data_dir)
+        system = using or str(engine.resolve(None))
+        k = k or 1000
+        run = run_topics(engine, chosen, system, k, depth)
+        write_run(output, run, run_tag or system)
+        summary = {"output": output, "queries": len(run), "k": k, "depth": depth, "using": system,
+                   "tag": run_tag or system}
+        click.echo(json.dumps(summary) if as_json else f"wrote {output}: {len(run)} queries, up to {k} hits each")
+        return
+    if not query or output or run_tag:
+        raise click.UsageError("give QUERY, or --topics with --output (and optionally --run-tag)")
+    hits = engine.search(query, k=k or 10, using=using, depth=depth)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
         return
@@ -157,38 +298,102 @@ def eval_group() -> None:
 
 @eval_group.command("beir")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", required=True, help="Dataset name or directory in BEIR layout.")
+@click.option("--dataset", "datasets", required=True, multiple=True,
+              help="Dataset name, BEIR directory or ir_datasets id; repeatable. With several, ENGINE_DIR holds "
+                   "one engine per dataset (ENGINE_DIR/<dataset>; a system an engine lacks is skipped with a "
+                   "warning) and a cross-dataset table is written too.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable.")
+@click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable [default: every index].")
+@click.option("--metrics", default="nDCG@10,R@100,RR@10", show_default=True,
+              help="ir-measures names, comma-separated, e.g. 'nDCG@10,R@1000,AP,P@5'.")
+@click.option("--baseline", default=None,
+              help="A system to test the others against (paired t-test and bootstrap, Holm-corrected).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--depth", default=1000, show_default=True, help="Per-index depth before fusion.")
+@depth_option
 @click.option("--rerank", "reranks", multiple=True,
               help="Also rerank each system's top --candidates with this reranker spec, e.g. "
                    "'cross(path=work/models/cross-minilm,k=100)'; repeatable.")
-@click.option("--candidates", default=100, show_default=True, help="With --rerank: hits the reranker sees.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--candidates", default=100, show_default=True,
+              help="With --rerank: hits the reranker sees (the run keeps what it returns).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots (cross-dataset bars, per-query differences).")
+@json_option
 @data_dir_option
-def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, reranks, candidates, as_json, data_dir) -> None:
-    """Evaluate systems of ENGINE_DIR on a dataset split: nDCG@10, R@100, MRR@10."""
-    from dataclasses import asdict
+def eval_beir(engine_dir, datasets, split, systems, metrics, baseline, out_dir, depth, reranks, candidates, no_plots,
+              as_json, data_dir) -> None:
+    """Evaluate systems of ENGINE_DIR on dataset splits (default nDCG@10, R@100, RR@10).
 
-    from eval.beir import evaluate, markdown_table
+    Writes TREC runs, <dataset>-<split>.json / .md / .perquery.tsv, and with several
+    datasets beir-<split>.json / .md (systems x datasets, plus the mean) and plots.
+
+    \b
+    Example:
+      retriever eval beir work/nfcorpus --dataset nfcorpus --using bm25 --using "rrf(bm25,dense)" --baseline bm25
+      retriever eval beir work --dataset nfcorpus --dataset scifact --using bm25 --using dense --baseline bm25
+    """
+    from eval.beir import evaluate, markdown_table, write_summary
     from retriever.api import Engine
+    from retriever.core.metrics import parse_measures
 
-    engine = Engine.open(engine_dir)
-    data = _dataset(dataset, data_dir, False)
-    if reranks:
-        from eval.rerank import evaluate_reranked
+    try:
+        measures = parse_measures(_split_kinds(metrics))
+    except (NameError, ValueError) as e:
+        raise click.BadParameter(f"{metrics!r}: {e} (ir-measures names, e.g. nDCG@10,R@100,RR@10,AP)",
+                                 param_hint="--metrics") from None
+    by_dataset = {}
+    for name in datasets:
+        data = _dataset(name, data_dir, False)
+        engine = Engine.open(_engine_for(Path(engine_dir), data.name, len(datasets)))
+        chosen = list(systems) or engine.names
+        if len(datasets) > 1:
+            chosen = _available(engine, chosen, data.name)
+        if reranks:
+            from eval.rerank import evaluate_reranked
 
-        results = evaluate_reranked(engine, data, split, list(systems) or engine.names, list(reranks), out_dir,
-                                    depth=depth, candidates=candidates)
-    else:
-        results = evaluate(engine, data, split, list(systems) or engine.names, out_dir, depth=depth)
+            results = evaluate_reranked(engine, data, split, chosen, list(reranks), out_dir, depth=depth,
+                                        candidates=candidates, measures=measures, baseline=baseline)
+        else:
+            results = evaluate(engine, data, split, chosen, out_dir, depth=depth, measures=measures,
+                               baseline=baseline)
+        by_dataset[data.name] = results
+        if not as_json:
+            click.echo(markdown_table(data.name, split, results, baseline))
+    if len(by_dataset) > 1 or (baseline and not no_plots):
+        _, md_path = write_summary(Path(out_dir), split, by_dataset, baseline, plots=not no_plots)
+        if not as_json and len(by_dataset) > 1:
+            click.echo(md_path.read_text(encoding="utf-8"))
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+        click.echo(json.dumps([{"dataset": d, **r.to_dict()} for d, rs in by_dataset.items() for r in rs], indent=2))
     else:
-        click.echo(markdown_table(data.name, split, results))
-        click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+        click.echo(f"runs, JSON, Markdown and per-query values written to {out_dir}/")
+
+
+def _available(engine, systems: list[str], dataset: str) -> list[str]:
+    """The systems ``engine`` can run; the others are skipped with a warning (their table cells stay empty)."""
+    import logging
+
+    from retriever.core.errors import SpecError
+
+    kept = []
+    for system in systems:
+        try:
+            engine.resolve(system)
+            kept.append(system)
+        except SpecError as e:
+            logging.getLogger("retriever.eval").warning("%s: skipping %s (%s)", dataset, system, e)
+    return kept
+
+
+def _engine_for(engine_dir: Path, dataset: str, datasets: int) -> Path:
+    """ENGINE_DIR itself for one dataset when it is an engine, else ENGINE_DIR/<dataset>."""
+    from retriever.core.errors import InputError
+    from retriever.engine.state import STATE
+
+    if datasets == 1 and (engine_dir / STATE).exists():
+        return engine_dir
+    if (engine_dir / dataset / STATE).exists():
+        return engine_dir / dataset
+    raise InputError(f"no engine for dataset {dataset!r}: expected {engine_dir / dataset} (build it with "
+                     f"'retriever index build {engine_dir / dataset} --dataset {dataset}')")
 
 
 @eval_group.command("check")
@@ -198,11 +403,22 @@ def eval_beir(engine_dir, dataset, split, systems, out_dir, depth, reranks, cand
 @click.option("--work", "work_dir", type=click.Path(file_okay=False), default="work/check", show_default=True,
               help="Where engines for the checks are built (reused when present).")
 @data_dir_option
-def eval_check(table_path, only, work_dir, data_dir) -> None:
-    """Run every row of the reproducibility table; print OK / FAIL; exit 1 on a FAIL."""
+@json_option
+def eval_check(table_path, only, work_dir, data_dir, as_json) -> None:
+    """Run every row of the reproducibility table; print OK / FAIL; exit 1 on a FAIL.
+
+    \b
+    Example:
+      retriever eval check --only scifact
+    """
+    from dataclasses import asdict
+
     from eval.reproduce import check, load_table
 
-    rows = check(load_table(table_path), Path(work_dir), only=only, data_dir=data_dir, echo=click.echo)
+    rows = check(load_table(table_path), Path(work_dir), only=only, data_dir=data_dir,
+                 echo=(lambda line: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps([{**asdict(row), "ok": row.ok} for row in rows], indent=2))
     if any(not row.ok for row in rows):
         sys.exit(1)
 
@@ -211,12 +427,22 @@ def eval_check(table_path, only, work_dir, data_dir) -> None:
 @click.option("--table", "table_path", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Rewrite the results block of this README in place.")
-def eval_table(table_path, readme) -> None:
-    """Print the reproducibility table as Markdown (or write it into a README)."""
+@json_option
+def eval_table(table_path, readme, as_json) -> None:
+    """Print the reproducibility table as Markdown (or write it into a README).
+
+    \b
+    Example:
+      retriever eval table --readme README.md
+    """
+    from dataclasses import asdict
+
     from eval.reproduce import load_table, markdown, update_readme
 
     rows = load_table(table_path)
-    if readme:
+    if as_json:
+        click.echo(json.dumps([asdict(row) for row in rows], indent=2))
+    elif readme:
         update_readme(Path(readme), rows)
         click.echo(f"updated {readme}")
     else:
@@ -231,13 +457,22 @@ def eval_table(table_path, readme) -> None:
 @click.option("--using", "systems", multiple=True, help="Index name or fusion spec; repeatable (default: all + RRF).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
 @data_dir_option
-def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> None:
-    """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR."""
+@json_option
+def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir, as_json) -> None:
+    """nDCG@10, R@100, Hits@1/@10, ms/query, index size and build time per system of ENGINE_DIR.
+
+    \b
+    Example:
+      retriever eval generative work/nfcorpus --dataset nfcorpus --using bm25 --using generative
+    """
     from eval.generative import compare, markdown
     from retriever.api import Engine
 
     data = _dataset(dataset, data_dir, False)
     records = compare(Engine.open(engine_dir), data, split, list(systems), out_dir)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
     click.echo(markdown(data.name, split, records))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
 
@@ -255,21 +490,35 @@ def eval_generative(engine_dir, dataset, split, systems, out_dir, data_dir) -> N
               show_default=True, help="Where corpora and indexes are built (reused by a rerun).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/generative", show_default=True)
 @data_dir_option
+@json_option
 def eval_continual(dataset, spec, train_queries, holdout, seed, sam_rho, variants, work_dir, out_dir,
-                   data_dir) -> None:
-    """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild."""
+                   data_dir, as_json) -> None:
+    """DSI++ forgetting: index 80% of a corpus, add 20%; old vs new quality against naive fine-tuning and a rebuild.
+
+    Builds its own engines under --work, so --dataset has a default here.
+
+    \b
+    Example:
+      retriever eval continual --dataset nfcorpus --train-queries train --variant replay=4
+    """
     from eval.continual import markdown, run_continual, settings_from_spec
 
     payload = run_continual(dataset, Path(work_dir), Path(out_dir), settings_from_spec(spec), train_queries,
                             holdout, seed, sam_rho=sam_rho,
                             variants={v: settings_from_spec(f"generative({v})") for v in variants}, data_dir=data_dir)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
     click.echo(markdown(payload))
     click.echo(f"JSON and Markdown written to {out_dir}/")
 
 
 @main.group(cls=_Group)
 def train() -> None:
-    """Train models: learned sparse doc encoders, rerankers, generative indexes."""
+    """Train models: the learned sparse document encoder and the rerankers.
+
+    (A generative index trains while it is built: retriever index build ... --index generative.)
+    """
 
 
 @main.group(cls=_Group)
@@ -278,47 +527,91 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.argument("name", type=click.Choice(["hotpotqa"]))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/hotpotqa-distractor",
-              show_default=True)
+@click.argument("name")
+@click.option("--file", "source", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A multi-hop file in HotpotQA's distractor format to convert (default: the named set's file "
+                   "under the data roots).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory  [default: data/NAME]")
 @data_dir_option
-def data_prepare(name, out_dir, data_dir) -> None:
-    """Convert HotpotQA's distractor file into BEIR layout (corpus, queries, dev/test qrels)."""
-    from retriever.core.datasets import HOTPOT, write_beir
+@json_option
+def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
+    """Convert a multi-hop distractor file into BEIR layout (pooled corpus, queries, fixed splits).
 
-    dataset = _dataset(HOTPOT, data_dir, False)
+    NAME is hotpotqa (hotpotqa-distractor), musique or 2wikimultihopqa, found under the data roots, or any
+    name for the file given with --file. With --data-dir, hotpotqa reads the one distractor file there.
+
+    \b
+    Example:
+      retriever data prepare musique
+      retriever data prepare mine --file my_questions.jsonl --out data/mine
+    """
+    from retriever.core.datasets import DISTRACTOR_SETS, HOTPOT, distractor_to_beir, hotpot_file, write_beir
+
+    name = HOTPOT if name == "hotpotqa" else name
+    if source is None and name not in DISTRACTOR_SETS:
+        raise click.UsageError(f"unknown dataset {name!r}: give --file, or one of {', '.join(DISTRACTOR_SETS)}")
+    if source is None and name == HOTPOT and data_dir:
+        source = str(hotpot_file(data_dir))
+    dataset = distractor_to_beir(Path(source), name) if source else _dataset(name, data_dir, False)
+    if source and Path(dataset.source).resolve() != Path(source).resolve():
+        raise click.ClickException(f"read {dataset.source}, not the file given ({source})")
+    out_dir = out_dir or f"data/{name}"
     write_beir(dataset, Path(out_dir))
+    if as_json:
+        click.echo(json.dumps({"read": dataset.source, "out": out_dir, "questions": len(dataset.queries),
+                               "splits": {split: len(q) for split, q in sorted(dataset.qrels.items())}}))
+        return
     sizes = ", ".join(f"{split} {len(q)}" for split, q in sorted(dataset.qrels.items()))
-    click.echo(f"wrote {out_dir}: {len(dataset.queries)} questions ({sizes})")
+    documents = sum(1 for _ in dataset.documents())
+    click.echo(f"read {dataset.source}")
+    click.echo(f"wrote {out_dir}: {documents} documents, {len(dataset.queries)} questions ({sizes})")
 
 
 @main.command()
 @click.option("--dataset", default="nfcorpus", show_default=True)
-@click.option("--systems", default="bm25,dense(factory=Flat),dense(factory=HNSW32)", show_default=True,
-              help="Index specs to benchmark, separated by ';' or ',' between specs.")
+@click.option("--index", "specs", multiple=True, default=("bm25", "dense(factory=Flat)", "dense(factory=HNSW32)"),
+              show_default=True, help="Index spec to benchmark; repeatable.")
 @click.option("--queries", "query_count", default=200, show_default=True, help="Queries for latency.")
-@click.option("--limit", default=None, type=int, help="Index only the first N documents.")
+@click.option("--max-docs", default=None, type=click.IntRange(min=1), help="Index only the first N documents.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
 @click.option("--scale", is_flag=True, help="Instead: cost as a synthetic corpus grows (--sizes, --scale-workers; "
-              "--systems defaults to bm25).")
-@click.option("--sizes", default="10000,100000", show_default=True, help="With --scale: corpus sizes.")
+              "--index defaults to bm25).")
+@click.option("--sizes", default="10000,100000", show_default=True, help="With --scale: corpus sizes, comma-separated.")
 @click.option("--scale-workers", default="0,1,2", show_default=True,
-              help="With --scale: Ray worker counts to compare (0: single process, no Ray).")
-def bench(dataset, systems, query_count, limit, out_dir, data_dir, scale, sizes, scale_workers) -> None:
-    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25."""
+              help="With --scale: Ray worker counts to compare, comma-separated (0: single process, no Ray).")
+@json_option
+def bench(dataset, specs, query_count, max_docs, out_dir, data_dir, scale, sizes, scale_workers, as_json) -> None:
+    """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25.
+
+    Builds its own indexes, so --dataset has a default here. With --scale: build cost, size,
+    latency and memory on a synthetic corpus of each --sizes, single-process and over Ray workers.
+
+    \b
+    Example:
+      retriever bench --dataset nfcorpus --index bm25 --index sparse --index "sparse(backend=seismic)"
+      retriever bench --scale --index bm25 --sizes 10000,100000 --scale-workers 0,2
+    """
     from eval.bench import run_benchmark, split_specs
 
+    chosen = [s for spec in specs for s in split_specs(spec)]
     if scale:
         from eval.scale import run_scale
 
-        chosen = split_specs(systems) if click.get_current_context().get_parameter_source("systems").name != "DEFAULT" \
-            else ["bm25"]
-        click.echo(run_scale(chosen, [int(n) for n in sizes.split(",")], [int(n) for n in scale_workers.split(",")],
-                             Path(out_dir)))
+        if click.get_current_context().get_parameter_source("specs").name == "DEFAULT":
+            chosen = ["bm25"]
+        report = run_scale(chosen, _int_list(sizes, "--sizes", 1), _int_list(scale_workers, "--scale-workers", 0),
+                           Path(out_dir))
+        if as_json:
+            click.echo((Path(out_dir) / "scale.json").read_text(encoding="utf-8"))
+            return
+        click.echo(report)
         return
-
-    report = run_benchmark(dataset, split_specs(systems), Path(out_dir), query_count, limit, data_dir)
+    report = run_benchmark(dataset, chosen, Path(out_dir), query_count, max_docs, data_dir)
+    if as_json:
+        click.echo((Path(out_dir) / f"bench-{dataset}.json").read_text(encoding="utf-8"))
+        return
     click.echo(report)
 
 
@@ -330,12 +623,15 @@ def _loop_options(command):
         click.option("--llm", default=None, help="A .gguf file, a model directory, an http(s):// OpenAI-compatible "
                      "endpoint, or a spec like 'llamacpp(path=F.gguf)'; omit for the no-LLM mode."),
         click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint."),
+        click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60]."),
         click.option("--threads", default=None, type=int, help="CPU threads for a local model."),
         click.option("--using", default="hybrid", show_default=True, help="Indexes to search (name or fusion spec)."),
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
-        click.option("--candidates", default=30, show_default=True, help="Hits retrieved per hop."),
-        click.option("--max-hops", default=2, show_default=True, help="Retrieval rounds per question."),
+        click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop)."),
+        click.option("--max-hops", default=4, show_default=True,
+                     help="Most retrieval rounds per question (fewer when the question expects fewer hops)."),
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
@@ -358,14 +654,19 @@ def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, ma
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None, help="LM-call cache file (JSONL).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write the trace JSON here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the answer, citations and trace as JSON.")
-def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, candidates, max_hops, max_tokens,
-        max_seconds, no_refine, cache, trace_path, as_json) -> None:
-    """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations."""
+@json_option
+def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, rerank, passages, candidates, max_hops,
+        max_tokens, max_seconds, no_refine, cache, trace_path, as_json) -> None:
+    """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations.
+
+    \b
+    Example:
+      retriever ask work/hotpotqa "Which band formed first, Oasis or Blur?" --llm http://localhost:8000/v1
+    """
     from retriever.api import Engine
     from retriever.generate import open_generator
 
-    generator = open_generator(llm, cache, model=llm_model, threads=threads)
+    generator = open_generator(llm, cache, model=llm_model, threads=threads, timeout=llm_timeout)
     answer = Engine.open(engine_dir).ask(question, generator, **_loop_settings(
         using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
     if trace_path:
@@ -381,31 +682,41 @@ def ask(engine_dir, question, llm, llm_model, threads, using, rerank, passages, 
 
 @eval_group.command("multihop")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--dataset", required=True, help="Dataset name or directory, e.g. hotpotqa-distractor.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
-@click.option("--systems", default="closed-book,single-shot,agent", show_default=True)
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="A seeded sample of N questions of the split, stratified by question type (or hop count).")
+@click.option("--systems", default="closed-book,single-shot,agent", show_default=True,
+              help="Answer systems to compare, comma-separated.")
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
               help="LM-call cache (default OUT/lm-cache.jsonl); rerunning resumes from it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/multihop", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @data_dir_option
-def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, threads, using, rerank, passages,
-                  candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json, data_dir) -> None:
-    """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines."""
+def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, llm_timeout, threads, using, rerank,
+                  passages, candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json,
+                  data_dir) -> None:
+    """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines.
+
+    \b
+    Example:
+      retriever eval multihop work/hotpotqa --dataset hotpotqa-distractor --using "rrf(bm25,dense)" --limit 50
+    """
     from eval.multihop import evaluate_multihop, markdown, report_dict
     from retriever.api import Engine
     from retriever.generate import open_generator
 
-    generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads)
+    generator = open_generator(llm, cache or Path(out_dir) / "lm-cache.jsonl", model=llm_model, threads=threads,
+                               timeout=llm_timeout)
     report = evaluate_multihop(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, generator,
                                out_dir, limit, _split_kinds(systems), **_loop_settings(
                                    using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
     if as_json:
         click.echo(json.dumps(report_dict(report), indent=2))
         return
-    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"]))
+    click.echo(markdown(report.dataset, report.split, report.questions, report.results, report.config["llm"],
+                        report.groups))
     click.echo(f"JSON, Markdown and traces written to {out_dir}/")
 
 
@@ -420,12 +731,15 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, th
               help="Any training setting (retriever.train.sparse.train.TrainSettings), e.g. steps=600; repeatable.")
 @data_dir_option
 def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> None:
-    """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes."""
+    """Fine-tune the inference-free document encoder; ENGINE_DIR holds (or gets) the teacher indexes. Prints JSON.
+
+    \b
+    Example:
+      retriever train sparse work/nfcorpus --dataset nfcorpus --out work/sparse/nf-sup --set steps=600
+    """
     from retriever.train.sparse.train import run_training
 
-    options = dict(item.split("=", 1) for item in overrides if "=" in item)
-    if len(options) != len(overrides):
-        raise click.UsageError("--set takes KEY=VALUE")
+    options = parse_pairs(overrides)
     report = run_training(engine_dir, dataset, out_dir, {"regime": regime, **options}, data_dir)
     best = max((e for e in report["evaluations"] if e.get("saved")), key=lambda e: e["step"], default=None)
     click.echo(json.dumps({"best": best, "baseline": report["evaluations"][0] if report["evaluations"] else None,
@@ -439,18 +753,27 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
 @click.option("--split", default="test", show_default=True)
 @click.option("--model", "models", multiple=True, metavar="LABEL=DIR",
               help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
-@click.option("--settings", default="", help="Extra sparse index settings for every sparse index, e.g. max_length=256.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A sparse index setting for every sparse index, e.g. max_length=256; repeatable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
-def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir) -> None:
-    """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size."""
+@json_option
+def eval_sparse(engine_dir, dataset, split, models, overrides, out_dir, data_dir, as_json) -> None:
+    """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
+
+    \b
+    Example:
+      retriever eval sparse work/nfcorpus --dataset nfcorpus --model supervised=work/sparse/nf-sup/best
+    """
     from eval.sparse import compare, markdown
 
-    pairs = dict(item.split("=", 1) for item in models if "=" in item)
-    if len(pairs) != len(models):
-        raise click.UsageError("--model takes LABEL=DIR")
+    pairs = parse_pairs(models, "--model", "LABEL=DIR")
+    settings = ",".join(f"{key}={value}" for key, value in parse_pairs(overrides).items())
     data = _dataset(dataset, data_dir, False)
     rows = compare(engine_dir, data, pairs, out_dir, split, settings)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     click.echo(markdown(data.name, split, rows))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
 
@@ -470,35 +793,48 @@ def eval_sparse(engine_dir, dataset, split, models, settings, out_dir, data_dir)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @data_dir_option
 def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_dir) -> None:
-    """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops."""
+    """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops. Prints JSON.
+
+    \b
+    Example:
+      retriever train reranker --out work/models/cross-minilm --source nfcorpus:train:work/nfcorpus
+    """
     from retriever.train.rerank.training import train_reranker as run
 
-    options = dict(item.split("=", 1) for item in overrides if "=" in item)
-    if len(options) != len(overrides):
-        raise click.UsageError("--set takes KEY=VALUE")
+    options = parse_pairs(overrides)
     summary = run(out_dir, rl, list(sources), cross_dir, options, data_dir, overwrite)
     click.echo(json.dumps(summary, indent=2))
 
 
 @eval_group.command("rerank")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", default="hotpotqa-distractor", show_default=True)
+@click.option("--dataset", required=True, help="Dataset name or directory, e.g. hotpotqa-distractor.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--rerank", "reranks", multiple=True, required=True, help="Reranker spec; repeatable.")
 @click.option("--using", default="hybrid", show_default=True, help="First stage (index name or fusion spec).")
-@click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (plain and per hop).")
+@click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop in the loop).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["plain", "loop"]), default=("plain", "loop"),
               show_default=True, help="Rerank one retrieval, or select evidence inside the no-LLM loop.")
-@click.option("--limit", default=None, type=int, help="Only the first N questions of the split.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N questions of the split.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/rerank", show_default=True)
 @data_dir_option
-def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir) -> None:
-    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop."""
+@json_option
+def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir,
+                as_json) -> None:
+    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop.
+
+    \b
+    Example:
+      retriever eval rerank work/hotpotqa --dataset hotpotqa-distractor --rerank "top(k=5)" --limit 100
+    """
     from eval.rerank import evaluate_selection, markdown
     from retriever.api import Engine
 
     report = evaluate_selection(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, list(reranks),
                                 using, candidates, list(modes), limit, out_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
     click.echo(markdown(report))
     click.echo(f"JSON and Markdown written to {out_dir}/")
 

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import resource
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eval.beir import git_commit
+from eval.report import write_report
 from retriever.core.specs import parse_spec
 
 BASELINE = "bm25"
@@ -46,7 +45,11 @@ def split_specs(text: str) -> list[str]:
 def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count: int = 200,
                   limit: int | None = None, data_dir: str | None = None) -> str:
     """Measure each spec in a fresh process; write JSON and Markdown to ``out_dir``; return the Markdown."""
+    from indexes.base import parse_index_spec
+
     specs = list(dict.fromkeys([BASELINE, *specs]))
+    for spec in specs:  # every spec's settings are checked before the first build
+        parse_index_spec(spec)
     context = multiprocessing.get_context("spawn")
     rows = []
     for spec in specs:
@@ -56,12 +59,9 @@ def run_benchmark(dataset: str, specs: Sequence[str], out_dir: Path, query_count
     for row in rows:
         row["ratios"] = {key: row[key] / base[key] if base[key] else None
                          for key in ("build_docs_per_s", "p50_ms", "p95_ms", "batch_qps", "size_mb", "peak_rss_mb")}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": dataset, "limit": limit, "queries": query_count, "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
-    (out_dir / f"bench-{dataset}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     table = markdown(rows)
-    (out_dir / f"bench-{dataset}.md").write_text(table, encoding="utf-8")
+    write_report(out_dir / f"bench-{dataset}", {"dataset": dataset, "limit": limit, "queries": query_count,
+                                                "systems": rows}, table)
     return table
 
 
@@ -92,7 +92,7 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
         index.search(queries, 10)
         batch_seconds = time.perf_counter() - started
         size = dir_size(index.directory)
-        extras = index.benchmark_extras(queries) if hasattr(index, "benchmark_extras") else {}
+        extras = index.benchmark_extras(queries)
         index.close()
     return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
             "build_docs_per_s": len(corpus) / build_seconds,

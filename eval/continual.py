@@ -27,11 +27,10 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-from eval.beir import git_commit
+from eval.report import write_report
 from retriever.core.datasets import Dataset, Qrels, load_dataset, write_beir
 from retriever.core.metrics import aggregate, parse_measures
 from indexes.base import Index, build_index, extend_index, open_index
@@ -100,14 +99,10 @@ def run_continual(dataset_name: str, work_dir: Path, out_dir: Path, settings: di
                          lambda: build_index(kind, all_corpus, work_dir / "generative-rebuild", settings))
         rows.append(_row(f"{name}: full rebuild", _measure(rebuilt, queries, subsets), rebuilt, before))
 
-    payload = {"dataset": dataset.name, "split": split, "holdout": holdout, "seed": seed, "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "old_documents": len(old_docs),
+    payload = {"dataset": dataset.name, "split": split, "holdout": holdout, "seed": seed, "old_documents": len(old_docs),
                "new_documents": len(new_docs), "queries": {k: len(v) for k, v in subsets.items()},
                "settings": settings, "rows": rows}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"{dataset.name}-continual"
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(payload), encoding="utf-8")
+    write_report(out_dir / f"{dataset.name}-continual", payload, markdown(payload))
     return payload
 
 

@@ -28,16 +28,16 @@ def throughput(kind: str, runtime: str, texts: Sequence[str], settings: dict[str
 
     docs = [Document(str(i), "", t) for i, t in enumerate(texts)]
     if kind == "dense":
-        from indexes.dense import CHUNK, encode_documents, load_encoder, parse_settings
+        from indexes.dense import CHUNK, DenseIndex, encode_documents, load_encoder
 
-        encoder = load_encoder(parse_settings({**settings, "runtime": runtime}))
+        encoder = load_encoder(DenseIndex.check_settings({**settings, "runtime": runtime}))
         encode_documents(encoder, [docs[:32]], 32)
         started = time.perf_counter()
         encode_documents(encoder, [docs[i:i + CHUNK] for i in range(0, len(docs), CHUNK)], len(docs))
     else:
-        from indexes.sparse.index import ENCODE_CHUNK, encode_corpus, load_encoder, parse_settings
+        from indexes.sparse.index import ENCODE_CHUNK, SparseIndex, encode_corpus, load_encoder
 
-        encoder = load_encoder(parse_settings({**settings, "runtime": runtime}))
+        encoder = load_encoder(SparseIndex.check_settings({**settings, "runtime": runtime}))
         encode_corpus(encoder, [docs[:32]])
         started = time.perf_counter()
         encode_corpus(encoder, [docs[i:i + ENCODE_CHUNK] for i in range(0, len(docs), ENCODE_CHUNK)])

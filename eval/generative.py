@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.beir import _slug, git_commit, write_run
+from eval.report import write_report
+from eval.runs import slug, write_run
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from retriever.api import Engine
@@ -52,18 +53,14 @@ def compare(engine: Engine, dataset: Dataset, split: str = "test", systems: Sequ
         record = {"system": system, "metrics": aggregate(qrels, run, measures), "queries": len(texts),
                   "ms_per_query": round(1000 * seconds / max(len(texts), 1), 2), **_index_cost(engine, system)}
         if out_dir:
-            record["run_file"] = str(write_run(Path(out_dir) / f"{dataset.name}-{split}-{_slug(system)}.trec",
+            record["run_file"] = str(write_run(Path(out_dir) / f"{dataset.name}-{split}-{slug(system)}.trec",
                                                run, system))
         records.append(record)
     if out_dir:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"{dataset.name}-{split}-compare"
-        payload = {"dataset": dataset.name, "split": split, "commit": git_commit(), "engine": str(engine.path),
-                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "k": k, "depth": depth,
+        payload = {"dataset": dataset.name, "split": split, "engine": str(engine.path), "k": k, "depth": depth,
                    "results": records}
-        stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        stem.with_suffix(".md").write_text(markdown(dataset.name, split, records), encoding="utf-8")
+        write_report(Path(out_dir) / f"{dataset.name}-{split}-compare", payload,
+                     markdown(dataset.name, split, records))
     return records
 
 

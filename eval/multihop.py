@@ -6,12 +6,23 @@ Three systems run in the same pass over the same questions, with the same model:
 * ``single-shot``: retrieve ``passages`` documents once, then read;
 * ``agent``: the multi-hop loop (:class:`retriever.agent.Agent`).
 
-Per system: both gold documents among the passages passed to the reader and
-among everything retrieved, answer EM and F1 (HotpotQA's normalization), average
-hops, documents read (retrieved or linked), passages passed, LM calls, LM tokens
-and seconds per question (retrieval time plus each LM call's time when it ran, so
-a run resumed from the LM-call cache reports the same cost). Without a model the
-answers are extractive and ``closed-book`` is skipped.
+Per system: *all* supporting documents among the passages passed to the reader
+(``all_gold_passed``) and among everything retrieved (``all_gold_retrieved``),
+recall@5 of the supporting documents (the share of them among the first five
+passages passed: the figure HippoRAG and IRCoT report), answer EM and F1
+(HotpotQA's normalization, the best over the answer and its ``answer_aliases``),
+average hops, documents read (retrieved or linked), passages passed, LM calls, LM
+tokens and seconds per question (retrieval time plus each LM call's time when it
+ran, so a run resumed from the LM-call cache reports the same cost). The same
+means are also reported per question group: per question ``type`` (HotpotQA's
+bridge / comparison, 2WikiMultiHopQA's four types) and per hop count (the number
+of supporting documents: 2, 3 or 4 on MuSiQue). Without a model the answers are
+extractive and ``closed-book`` is skipped.
+
+``limit`` draws a seeded sample of the split, stratified by question type (or hop
+count where there is no type): each stratum contributes in proportion to its size
+(largest remainders, at least one question per stratum), so a 100-question sample
+of MuSiQue keeps its 3- and 4-hop questions.
 
 The JSON and Markdown are rewritten every ``save_every`` questions, so an
 interrupted run leaves its prefix's figures; rerun the same command to resume
@@ -25,12 +36,13 @@ Example:
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.beir import git_commit
+from eval.report import write_report
 from retriever.core.datasets import Dataset, Query
 from retriever.core.metrics import exact_match, f1_score
 from retriever.agent import Agent, Budget
@@ -43,9 +55,10 @@ from retriever.core.progress import progress
 from retriever.rerank.base import Reranker
 
 SYSTEMS = ("closed-book", "single-shot", "agent")
-MEASURES = ("both_gold_passed", "both_gold_retrieved", "em", "f1", "hops", "docs_read", "passages", "lm_calls",
-            "lm_tokens", "seconds")
+MEASURES = ("all_gold_passed", "recall_at_5", "all_gold_retrieved", "em", "f1", "hops", "docs_read", "passages",
+            "lm_calls", "lm_tokens", "seconds")
 ANSWER_TOKENS = 32
+SAMPLE_SEED = 2026
 
 
 @dataclass
@@ -55,9 +68,22 @@ class SystemScores:
     system: str
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def means(self) -> dict[str, float]:
-        n = max(len(self.rows), 1)
-        return {m: round(sum(float(r[m]) for r in self.rows) / n, 4) for m in MEASURES}
+    def means(self, group: str | None = None) -> dict[str, float]:
+        """Means over every row, or over the rows of one group (e.g. ``type=comparison``, ``hops=3``)."""
+        rows = [r for r in self.rows if group is None or group in r["groups"]]
+        n = max(len(rows), 1)
+        return {"questions": len(rows), **{m: round(sum(float(r[m]) for r in rows) / n, 4) for m in MEASURES}}
+
+    def groups(self) -> dict[str, dict[str, float]]:
+        """Means per group, types first; a group holding the same questions as one before it (MuSiQue's
+        ``hops=2`` is ``type=2hop``) is left out."""
+        out, seen = {}, set()
+        for name in sorted({g for r in self.rows for g in r["groups"]}, key=lambda g: (not g.startswith("type="), g)):
+            members = frozenset(r["query_id"] for r in self.rows if name in r["groups"])
+            if members not in seen:
+                seen.add(members)
+                out[name] = self.means(name)
+        return out
 
 
 @dataclass
@@ -69,6 +95,7 @@ class MultihopReport:
     questions: int
     config: dict[str, Any]
     results: dict[str, dict[str, float]]
+    groups: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     json_path: str | None = None
     markdown_path: str | None = None
 
@@ -79,15 +106,16 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
                       rerank: str | Reranker = "top(k=5)", passages: int = 5, candidates: int = 30,
                       budget: Budget = Budget(), refine_sentences: bool = True, cache: str | Path | None = None,
                       threads: int | None = None, save_every: int = 10) -> MultihopReport:
-    """Run the systems over the first ``limit`` questions of ``split``; write JSON, Markdown and traces.
+    """Run the systems over ``split`` (or a stratified sample of ``limit``); write JSON, Markdown and traces.
 
     Args:
         engine: an engine over the dataset's corpus.
-        dataset: a dataset whose queries carry ``metadata["answer"]`` (hotpotqa-distractor).
-        split: the qrels split (fixed: ``test`` has 600 questions).
+        dataset: a dataset whose queries carry ``metadata["answer"]`` (and optionally ``answer_aliases``).
+        split: the qrels split (hotpotqa-distractor: ``test`` has 600 questions; musique and
+            2wikimultihopqa: ``all``, ``dev``, ``test``).
         llm: a generator, or what :func:`retriever.generate.load_generator` takes; ``None``: no model.
         out_dir: where ``<dataset>-<split>.json``/``.md``, ``traces.jsonl`` and the LM cache go.
-        limit: evaluate only the first ``limit`` questions (in the split's sorted id order).
+        limit: evaluate a seeded sample of ``limit`` questions, stratified by type (:func:`stratified_sample`).
         systems: any of ``closed-book``, ``single-shot``, ``agent``.
         using, rerank, passages, candidates, budget, refine_sentences: the agent's settings;
             ``single-shot`` reads the top ``passages`` of ``using``.
@@ -102,7 +130,7 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
     if unknown:
         raise InputError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     queries, qrels = dataset.split(split)
-    chosen = list(queries.values())[:limit] if limit else list(queries.values())
+    chosen = stratified_sample(list(queries.values()), limit) if limit else list(queries.values())
     if any("answer" not in q.metadata for q in chosen):
         raise InputError(f"dataset {dataset.name!r}: questions need metadata['answer'] for answer EM / F1")
     out = Path(out_dir) if out_dir else None
@@ -138,20 +166,61 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
         if traces:
             traces.close()
     if out is None:
-        return MultihopReport(dataset.name, split, len(chosen), config, {s: v.means() for s, v in scores.items()})
+        return MultihopReport(dataset.name, split, len(chosen), config, {s: v.means() for s, v in scores.items()},
+                              {s: v.groups() for s, v in scores.items()})
     return report
 
 
-def markdown(dataset: str, split: str, questions: int, results: dict[str, dict[str, float]], llm: str | None) -> str:
-    """The results as a Markdown table, one row per system."""
+def stratified_sample(queries: Sequence[Query], limit: int, seed: int = SAMPLE_SEED) -> list[Query]:
+    """``limit`` questions drawn with ``random.Random(seed)``, each type (or hop count) in proportion to its size.
+
+    Strata get ``limit * size / total`` questions rounded down, the remaining ones go to the
+    largest remainders, and every stratum gets at least one while ``limit`` allows. The sample
+    comes back in the split's order.
+    """
+    if limit >= len(queries):
+        return list(queries)
+    strata: dict[str, list[Query]] = {}
+    for query in queries:
+        strata.setdefault(_stratum(query), []).append(query)
+    shares = {name: limit * len(members) / len(queries) for name, members in strata.items()}
+    counts = {name: int(share) for name, share in shares.items()}
+    order = sorted(strata, key=lambda name: (counts[name] > 0, -(shares[name] - counts[name]), name))
+    for name in order[:limit - sum(counts.values())]:
+        counts[name] += 1
+    rng, chosen = random.Random(seed), set()
+    for name in sorted(strata):
+        members = [q.query_id for q in strata[name]]
+        rng.shuffle(members)
+        chosen.update(members[:counts[name]])
+    return [q for q in queries if q.query_id in chosen]
+
+
+def _stratum(query: Query) -> str:
+    kind = query.metadata.get("type")
+    return f"type={kind}" if kind else f"hops={query.metadata.get('hops', '')}"
+
+
+def markdown(dataset: str, split: str, questions: int, results: dict[str, dict[str, float]], llm: str | None,
+             groups: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+    """The results as Markdown: one row per system, then one row per (group, system)."""
     lines = [f"Multi-hop QA on {dataset} ({split}, {questions} questions), model: {llm or 'none (extractive)'}", "",
-             "| system | both gold in passed | both gold retrieved | passages | EM | F1 | hops | docs read "
+             "| system | all gold in passed | recall@5 | all gold retrieved | passages | EM | F1 | hops | docs read "
              "| LM calls | LM tokens | s / question |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for system, m in results.items():
-        lines.append(f"| {system} | {m['both_gold_passed']:.3f} | {m['both_gold_retrieved']:.3f} | "
-                     f"{m['passages']:.1f} | {m['em']:.3f} | {m['f1']:.3f} | {m['hops']:.2f} | "
-                     f"{m['docs_read']:.1f} | {m['lm_calls']:.2f} | {m['lm_tokens']:.0f} | {m['seconds']:.2f} |")
+        lines.append(f"| {system} | {m['all_gold_passed']:.3f} | {m['recall_at_5']:.3f} | "
+                     f"{m['all_gold_retrieved']:.3f} | {m['passages']:.1f} | {m['em']:.3f} | {m['f1']:.3f} | "
+                     f"{m['hops']:.2f} | {m['docs_read']:.1f} | {m['lm_calls']:.2f} | {m['lm_tokens']:.0f} | "
+                     f"{m['seconds']:.2f} |")
+    rows = [(group, system, m) for system, per in (groups or {}).items() for group, m in per.items()]
+    if rows:
+        lines += ["", "| group | system | questions | all gold in passed | recall@5 | all gold retrieved | EM | F1 "
+                  "| hops |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for group, system, m in sorted(rows, key=lambda row: (row[0], row[1])):
+            lines.append(f"| {group} | {system} | {m['questions']} | {m['all_gold_passed']:.3f} | "
+                         f"{m['recall_at_5']:.3f} | {m['all_gold_retrieved']:.3f} | {m['em']:.3f} | {m['f1']:.3f} | "
+                         f"{m['hops']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -186,10 +255,16 @@ def _agent(agent: Agent, query: Query, gold: set[str]) -> tuple[dict[str, Any], 
 def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequence[str], hops: int,
          generations: Sequence[Generation], seconds: float, gold: set[str] | None = None) -> dict[str, Any]:
     answer = str(query.metadata["answer"])
+    answers = [answer, *(str(a) for a in query.metadata.get("answer_aliases") or [])]
+    gold = gold or set()
     return {"query_id": query.query_id, "prediction": prediction, "answer": answer,
-            "em": exact_match(prediction, answer), "f1": f1_score(prediction, answer),
-            "both_gold_passed": float(bool(gold) and gold <= set(passed)),
-            "both_gold_retrieved": float(bool(gold) and gold <= set(retrieved)),
+            "groups": [_stratum(query)] + ([f"hops={query.metadata['hops']}"] if query.metadata.get("type") and
+                                           "hops" in query.metadata else []),
+            "em": max(exact_match(prediction, a) for a in answers),
+            "f1": max(f1_score(prediction, a) for a in answers),
+            "all_gold_passed": float(bool(gold) and gold <= set(passed)),
+            "recall_at_5": len(gold & set(passed[:5])) / len(gold) if gold else 0.0,
+            "all_gold_retrieved": float(bool(gold) and gold <= set(retrieved)),
             "hops": hops, "docs_read": len(set(retrieved)), "passages": len(passed), "lm_calls": len(generations),
             "lm_tokens": sum(g.prompt_tokens + g.completion_tokens for g in generations),
             "seconds": round(seconds, 4)}
@@ -198,14 +273,12 @@ def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequen
 def _write(out: Path, dataset: str, split: str, done: int, config: dict[str, Any],
            scores: dict[str, SystemScores]) -> MultihopReport:
     results = {s: v.means() for s, v in scores.items()}
+    groups = {s: v.groups() for s, v in scores.items()}
     stem = out / f"{dataset}-{split}"
-    payload = {"dataset": dataset, "split": split, "questions": done, "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": config, "results": results,
-               "per_question": {s: v.rows for s, v in scores.items()}}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(dataset, split, done, results, config["llm"]), encoding="utf-8")
-    return MultihopReport(dataset, split, done, config, results, str(stem.with_suffix(".json")),
-                          str(stem.with_suffix(".md")))
+    payload = {"dataset": dataset, "split": split, "questions": done, "config": config, "results": results,
+               "groups": groups, "per_question": {s: v.rows for s, v in scores.items()}}
+    json_path, md_path = write_report(stem, payload, markdown(dataset, split, done, results, config["llm"], groups))
+    return MultihopReport(dataset, split, done, config, results, groups, str(json_path), str(md_path))
 
 
 def report_dict(report: MultihopReport) -> dict[str, Any]:

@@ -8,6 +8,7 @@
       system: bm25               # an index name or a fusion spec
       expected: {nDCG@10: 0.3218, R@100: 0.2457}
       tolerance: 0.003
+      depth: 1000                # optional: per-index depth before fusion (default: the engine's)
       reference: Anserini BEIR flat (published)
 
 ``retriever eval check`` builds (or reuses) one engine per dataset under a work
@@ -25,6 +26,7 @@ import yaml
 
 from eval.beir import evaluate
 from retriever.core.datasets import load_dataset
+from retriever.core.metrics import parse_measures
 from indexes.base import canonical_spec, parse_index_spec
 from retriever.api import Engine
 from retriever.engine.state import STATE
@@ -45,6 +47,7 @@ class Row:
     expected: dict[str, float]
     tolerance: float
     reference: str = ""
+    depth: int | None = None
     measured: dict[str, float] | None = None
 
     @property
@@ -63,7 +66,8 @@ def load_table(path: str | Path | None = None) -> list[Row]:
         try:
             rows.append(Row(dataset=item["dataset"], split=item.get("split", "test"), indexes=list(item["indexes"]),
                             system=item["system"], expected={k: float(v) for k, v in item["expected"].items()},
-                            tolerance=float(item["tolerance"]), reference=item.get("reference", "")))
+                            tolerance=float(item["tolerance"]), reference=item.get("reference", ""),
+                            depth=int(item["depth"]) if item.get("depth") is not None else None))
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"row {number} is incomplete or malformed ({e})", str(path)) from None
     return rows
@@ -78,7 +82,8 @@ def check(rows: Sequence[Row], work_dir: Path, only: Sequence[str] = (), data_di
         dataset = load_dataset(dataset_name, data_dir=data_dir)
         engine = _engine(work_dir / dataset_name, dataset, [s for r in group for s in r.indexes])
         for row in group:
-            result = evaluate(engine, dataset, row.split, [row.system])[0]
+            result = evaluate(engine, dataset, row.split, [row.system], depth=row.depth,
+                              measures=parse_measures(list(row.expected)))[0]
             row.measured = {m: result.metrics[m] for m in row.expected}
             cells = "  ".join(f"{m} {row.measured[m]:.4f} (expected {v:.4f})" for m, v in row.expected.items())
             echo(f"{'OK  ' if row.ok else 'FAIL'}  {row.dataset}/{row.split}  {row.system}  {cells}  ±{row.tolerance}")

@@ -1,7 +1,7 @@
 """Reranking evaluations that need no language model.
 
-* :func:`evaluate_reranked` (``retriever eval beir ... --rerank SPEC``): nDCG@10,
-  R@100, MRR@10 of each first-stage system and of the same system with its top
+* :func:`evaluate_reranked` (``retriever eval beir ... --rerank SPEC``): the chosen
+  measures (default nDCG@10, R@100, RR@10) of each first-stage system and of the same system with its top
   ``candidates`` reranked, in one run (runs, JSON and Markdown as in :mod:`eval.beir`).
 * :func:`evaluate_selection` (``retriever eval rerank``): on a multi-hop dataset,
   what each reranker passes on: both gold documents among the passed ones, the
@@ -18,25 +18,33 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.beir import SystemResult, evaluate, git_commit, write_results, write_run, _slug
+from eval.beir import SystemResult, compare, evaluate, write_results
+from eval.report import write_report
+from eval.runs import slug, write_run
 from retriever.core.datasets import Dataset
+from retriever.core.metrics import DEFAULT_MEASURES
 from retriever.api import Engine
 from retriever.core.progress import progress
-from retriever.rerank.base import RerankContext, load_reranker, wants_signals
+from retriever.rerank.base import RerankContext, load_reranker, reranker_settings, wants_signals
 
 MEASURES = ("both_gold_passed", "answer_in_passed", "passed", "seconds")
 YES_NO = ("yes", "no")
 
 
 def evaluate_reranked(engine: Engine, dataset: Dataset, split: str, systems: Sequence[str], reranks: Sequence[str],
-                      out_dir: str | Path | None, depth: int = 1000, candidates: int = 100) -> list[SystemResult]:
-    """Each system, then each system with its top ``candidates`` reranked by each spec; writes runs, JSON, Markdown."""
-    results = evaluate(engine, dataset, split, systems, out_dir, depth=depth)
+                      out_dir: str | Path | None, depth: int | None = None, candidates: int = 100,
+                      measures: Sequence = DEFAULT_MEASURES, baseline: str | None = None) -> list[SystemResult]:
+    """Each system, then each system with its top ``candidates`` reranked by each spec; writes runs, JSON, Markdown.
+
+    With ``baseline`` (one of ``systems``), every other row is tested against it (see :func:`eval.beir.compare`).
+    """
+    for spec in reranks:  # settings are checked before any system runs
+        reranker_settings(spec)
+    results = evaluate(engine, dataset, split, systems, out_dir, depth=depth, measures=measures)
     queries, _ = dataset.split(split)
     query_ids = list(queries)
     for spec in reranks:
@@ -50,16 +58,19 @@ def evaluate_reranked(engine: Engine, dataset: Dataset, split: str, systems: Seq
                 found.extend([(h.doc_id, h.score) for h in ranked] for ranked in hits)
                 return found[-len(chunk):]
 
-            result = evaluate(engine, dataset, split, [system], None, depth=depth, batch_size=8, rankings_fn=rankings)[0]
+            result = evaluate(engine, dataset, split, [system], None, depth=depth, measures=measures, batch_size=8,
+                              rankings_fn=rankings)[0]
             result.system = f"{system} >> {reranker}"
             result.config["rerank"] = {"spec": str(reranker), "candidates": candidates}
             if out_dir:
-                run_path = Path(out_dir) / f"{dataset.name}-{split}-{_slug(result.system)}.trec"
+                run_path = Path(out_dir) / f"{dataset.name}-{split}-{slug(result.system)}.trec"
                 result.run_file = str(write_run(run_path, dict(zip(query_ids, found)), result.system))
             results.append(result)
+    if baseline:
+        compare(results, baseline)
     if out_dir:
-        write_results(Path(out_dir), dataset, split, results,
-                      {"k": 100, "depth": depth, "engine": str(engine.path), "candidates": candidates})
+        write_results(Path(out_dir), dataset, split, results, {"k": 100, "depth": depth, "engine": str(engine.path),
+                                                               "candidates": candidates, "baseline": baseline})
     return results
 
 
@@ -99,15 +110,10 @@ def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Se
                 row["hops"] = len(trace.hops)
                 rows[f"loop | {reranker}"].append(row)
     report = {"dataset": dataset.name, "split": split, "questions": len(chosen), "using": using,
-              "candidates": candidates, "engine": str(engine.path), "commit": git_commit(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "candidates": candidates, "engine": str(engine.path),
               "results": {name: _means(r) for name, r in rows.items()}, "per_question": rows}
     if out_dir:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"{dataset.name}-{split}-selection"
-        stem.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        stem.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+        write_report(Path(out_dir) / f"{dataset.name}-{split}-selection", report, markdown(report))
     return report
 
 

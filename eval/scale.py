@@ -11,7 +11,7 @@ system, and a growth exponent ``b`` is fitted per system (``figure ~ docs^b``, l
 log-log).
 
 Example:
-    retriever bench --scale --systems bm25 --sizes 10000,100000 --scale-workers 0,2
+    retriever bench --scale --index bm25 --sizes 10000,100000 --scale-workers 0,2
 """
 
 from __future__ import annotations

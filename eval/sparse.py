@@ -1,6 +1,6 @@
 """The learned sparse index against BM25 and dense on a BEIR dataset: quality, sparsity and size.
 
-One table per dataset split: nDCG@10, Recall@100 and MRR@10 of BM25, dense, the
+One table per dataset split: nDCG@10, Recall@100 and RR@10 of BM25, dense, the
 zero-shot inference-free sparse index (SPLADE-tiny document encoder, IDF queries)
 and any number of trained document encoders, with the average number of non-zero
 terms per document and the size of each index on disk.
@@ -12,12 +12,11 @@ Example:
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from eval.beir import evaluate, git_commit
+from eval.beir import evaluate
+from eval.report import write_report
 from retriever.core.datasets import Dataset
 from eval.reproduce import _engine as engine_with
 from retriever.core.storage import dir_size
@@ -44,19 +43,15 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
         rows.append({"system": name, "spec": engine.specs[name], **{k: round(v, 4) for k, v in result.metrics.items()},
                      "avg_nnz": index.settings.get("avg_nnz"), "size_mb": round(dir_size(index.directory) / 2**20, 2),
                      "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2)})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{dataset.name}-{split}-sparse"
-    payload = {"dataset": dataset.name, "split": split, "commit": git_commit(), "engine": str(engine.path),
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "systems": rows}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(dataset.name, split, rows), encoding="utf-8")
+    write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
+                 {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
+                 markdown(dataset.name, split, rows))
     return rows
 
 
 def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
     """One row per system: quality, non-zeros per document, index size."""
-    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | MRR@10 | non-zeros / doc | index MB |",
+    lines = [f"| {dataset} ({split}) | nDCG@10 | R@100 | RR@10 | non-zeros / doc | index MB |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         nnz = f"{r['avg_nnz']:.1f}" if r["avg_nnz"] is not None else "–"

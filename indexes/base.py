@@ -5,6 +5,11 @@ index directory holds ``manifest.json`` (kind, format version, settings, documen
 count, corpus checksum, build time) and the kind's own files; it is written under
 a temporary sibling and renamed into place only when complete.
 
+Every kind declares its settings as a :class:`~retriever.core.settings.Schema`
+(``schema``); :func:`parse_index_spec` checks a spec against it (and the kind's own
+:meth:`Index.check_settings`) before anything is written, so ``bm25(k1=abc)`` or
+``dense(factory=Nope)`` fail at once with an error naming the setting.
+
 Every kind answers ``search(queries, k)`` with one ranked ``[(doc_id, score), ...]``
 list per query, best first, so fusion, reranking and evaluation never care which
 kind produced a result.
@@ -29,13 +34,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from retriever.core.corpus import Corpus, Document
-from retriever.core.errors import IndexFormatError, MissingResourceError, SpecError
+from retriever.core.errors import IndexFormatError, MissingResourceError, RetrieverError, SpecError
+from retriever.core.settings import Schema
 from retriever.core.specs import Spec, parse_spec
-from retriever.core.storage import link_tree, read_manifest, staging_dir, write_manifest
+from retriever.core.storage import check_sizes, link_tree, read_manifest, staging_dir, write_manifest
 from retriever.core.types import Ranking
 
 
-# kind -> (module, class, the pip extra that provides its dependencies)
+# kind -> (module, class, the pip extra that provides its dependencies). A new kind is one module
+# under indexes/ with an Index subclass plus its line here; nothing else dispatches on kinds.
 KINDS: dict[str, tuple[str, str, str]] = {
     "bm25": ("indexes.bm25", "BM25Index", "retriever"),
     "dense": ("indexes.dense", "DenseIndex", "retriever"),
@@ -47,13 +54,17 @@ KINDS: dict[str, tuple[str, str, str]] = {
 class Index(ABC):
     """An index over a corpus, living in one directory.
 
-    Subclasses implement :meth:`write` (build into an empty directory),
-    :meth:`search`, and :meth:`write_extended` (a new version with more documents).
-    Settings that define the index are persisted in the manifest; per-call knobs
-    (threads, nprobe, beam width) are keyword arguments of :meth:`search`.
+    Subclasses declare ``kind`` and ``schema`` (their settings) and implement
+    :meth:`write` (build into an empty directory), :meth:`search`, and
+    :meth:`write_extended` (a new version with more documents). Settings that define
+    the index are persisted in the manifest; per-call knobs (threads, nprobe, beam
+    width) are keyword arguments of :meth:`search`. Optional hooks have a default
+    here: :meth:`check_settings` (checks beyond the schema) and
+    :meth:`benchmark_extras` (kind-specific figures for ``retriever bench``).
     """
 
     kind: ClassVar[str]
+    schema: ClassVar[Schema]
     format_version: ClassVar[int] = 1
     #: How shards combine: ``"merge"`` (built per shard, merged by :meth:`merge_shards`) or
     #: ``"single"`` (the whole index is built by one worker, e.g. a trained generative model).
@@ -73,12 +84,24 @@ class Index(ABC):
         self.settings: dict[str, Any] = manifest.get("settings", {})
 
     @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The typed, complete settings of a new index from a spec's ``settings``; cheap (no model loaded).
+
+        Raises:
+            SettingError: an unknown setting or a bad value, naming it.
+        """
+        return cls.schema.parse(settings)
+
+    @classmethod
     @abstractmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
         """Build the index for ``corpus`` into the empty ``directory``.
 
+        Args:
+            settings: the output of :meth:`check_settings` (typed, defaults filled in).
+
         Returns:
-            The complete settings to persist (defaults filled in).
+            The complete settings to persist.
         """
 
     @abstractmethod
@@ -106,7 +129,7 @@ class Index(ABC):
         Args:
             directory: where the merged index goes.
             shards: the shard indexes, in corpus row order.
-            settings: the spec's settings (as given to :meth:`write_shard`).
+            settings: the checked settings (as given to :meth:`write_shard`).
             base: for an ``add``, the live index the shards' documents are appended to.
 
         Returns:
@@ -130,6 +153,10 @@ class Index(ABC):
     @property
     def doc_count(self) -> int:
         return int(self.manifest["doc_count"])
+
+    def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, Any]:
+        """Kind-specific figures ``retriever bench`` reports next to speed (none by default)."""
+        return {}
 
     def close(self) -> None:
         """Release files and native resources held by the index."""
@@ -161,20 +188,28 @@ def canonical_spec(name: str, kind: str, settings: dict[str, str]) -> str:
 
 
 def parse_index_spec(spec: str | Spec) -> tuple[str, str, dict[str, str]]:
-    """Split ``[name=]kind(key=value,...)`` into (name, kind, settings)."""
+    """Split ``[name=]kind(key=value,...)`` into (name, kind, settings), checking the settings.
+
+    The settings are returned as written (strings), the form stored in ``engine.json``.
+
+    Raises:
+        SpecError: a malformed spec or an unknown kind.
+        SettingError: an unknown setting or a bad value (checked by the kind's schema).
+    """
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     if parsed.args:
         raise SpecError(f"index spec {str(parsed)!r}: settings must be key=value")
-    index_class(parsed.name)
+    index_class(parsed.name).check_settings(dict(parsed.kwargs))
     return parsed.label or parsed.name, parsed.name, dict(parsed.kwargs)
 
 
 def build_index(kind: str, corpus: Corpus, directory: Path, settings: dict[str, Any] | None = None) -> Index:
     """Build a ``kind`` index over ``corpus`` into ``directory`` (which must not exist)."""
     cls = index_class(kind)
+    checked = cls.check_settings(dict(settings or {}))
     started = time.perf_counter()
     with staging_dir(Path(directory)) as tmp:
-        persisted = cls.write(tmp, corpus, dict(settings or {}))
+        persisted = cls.write(tmp, corpus, checked)
         write_manifest(tmp, kind, cls.format_version, settings=persisted, doc_count=len(corpus),
                        corpus_checksum=corpus.checksum,
                        build_seconds=round(time.perf_counter() - started, 3))
@@ -186,7 +221,8 @@ def extend_index(index: Index, docs: Sequence[Document], corpus: Corpus, directo
     started = time.perf_counter()
     with staging_dir(Path(directory)) as tmp:
         persisted = index.write_extended(tmp, docs)
-        write_manifest(tmp, index.kind, index.format_version, settings=persisted,
+        write_manifest(tmp, index.kind, index.format_version, reuse=(index.directory, index.manifest),
+                       settings=persisted,
                        doc_count=len(corpus), corpus_checksum=corpus.checksum,
                        build_seconds=index.manifest.get("build_seconds"),
                        add_seconds=round(time.perf_counter() - started, 3))
@@ -198,7 +234,7 @@ def build_shard(kind: str, corpus: Corpus, directory: Path, settings: dict[str, 
     cls = index_class(kind)
     started = time.perf_counter()
     with staging_dir(Path(directory)) as tmp:
-        persisted = cls.write_shard(tmp, corpus, dict(settings or {}))
+        persisted = cls.write_shard(tmp, corpus, cls.check_settings(dict(settings or {})))
         write_manifest(tmp, kind, cls.format_version, settings=persisted, doc_count=len(corpus),
                        corpus_checksum=corpus.checksum, build_seconds=round(time.perf_counter() - started, 3))
 
@@ -215,15 +251,16 @@ def merge_index(kind: str, shard_dirs: Sequence[Path], corpus: Corpus, directory
         shard_dirs: shards written by :func:`build_shard`; moved to ``directory/shards/``.
         corpus: the whole (new) corpus.
         directory: the merged index (must not exist).
-        settings: the spec's settings.
+        settings: the spec's settings (checked by the kind's schema here).
         base: for an ``add``: the live index the shards extend; its own shards are kept too.
     """
     cls = index_class(kind)
+    checked = cls.check_settings(dict(settings or {}))
     started = time.perf_counter()
     shards = [open_index(Path(d)) for d in shard_dirs]
     try:
         with staging_dir(Path(directory)) as tmp:
-            persisted = cls.merge_shards(tmp, shards, dict(settings or {}), base)
+            persisted = cls.merge_shards(tmp, shards, checked, base)
             kept = list(base.manifest.get("shards", [])) if base is not None else []
             names = []
             if base is None or kept:  # an index extended without shards keeps none (they would be stale)
@@ -236,8 +273,10 @@ def merge_index(kind: str, shard_dirs: Sequence[Path], corpus: Corpus, directory
             seconds = round(time.perf_counter() - started, 3)
             times = ({"build_seconds": base.manifest.get("build_seconds"), "add_seconds": seconds} if base is not None
                      else {"build_seconds": seconds})
-            write_manifest(tmp, kind, cls.format_version, settings=persisted, doc_count=len(corpus),
-                           corpus_checksum=corpus.checksum, shards=kept + names, **times)
+            write_manifest(tmp, kind, cls.format_version,
+                           reuse=(base.directory, base.manifest) if base is not None else None,
+                           settings=persisted, doc_count=len(corpus), corpus_checksum=corpus.checksum,
+                           shards=kept + names, **times)
     finally:
         for shard in shards:
             shard.close()
@@ -251,9 +290,17 @@ def open_index(directory: Path) -> Index:
     if kind not in KINDS:
         raise IndexFormatError(f"{directory} holds an index of unknown kind {kind!r}")
     cls = index_class(kind)
+    check_sizes(directory, manifest)
     if manifest.get("format_version", 0) > cls.format_version:
         raise IndexFormatError(
             f"{directory}: {kind} format version {manifest['format_version']} is newer than this "
             f"retriever reads ({cls.format_version}); upgrade retriever"
         )
-    return cls(Path(directory), manifest)
+    try:
+        return cls(Path(directory), manifest)
+    except (RetrieverError, ImportError, MemoryError):
+        raise
+    except Exception as e:  # a damaged file fails in the native reader (Lucene, FAISS, torch, JSON)
+        raise IndexFormatError(f"{directory}: cannot open the {kind} index ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:300] if str(e) else ''}); "
+                               f"check it with `retriever index verify`") from e

@@ -14,19 +14,28 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from indexes.base import Index
-from indexes.jvm import java_class, java_list, java_path
+from indexes.jvm import java_class, java_list, java_path, lucene_search
 from retriever.core.corpus import Corpus, Document
+from retriever.core.errors import IndexFormatError, SpecError
+from retriever.core.settings import Schema, Setting, at_least, within
 from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
-DEFAULTS = {"k1": 0.9, "b": 0.4}
 LUCENE_DIR = "lucene"
+SCHEMA = Schema("bm25", (
+    Setting("k1", float, 0.9, at_least(0), "term-frequency saturation"),
+    Setting("b", float, 0.4, within(0, 1), "document-length normalization"),
+))
+# Anserini skips a document whose contents are blank; an empty document is legal input, so it
+# is indexed with contents that the analyzer turns into no term at all (it matches no query).
+EMPTY_CONTENTS = "."
 
 
 class BM25Index(Index):
     """Lucene BM25. Settings: ``k1``, ``b``. Search knob: ``threads`` for batches."""
 
     kind = "bm25"
+    schema = SCHEMA
     combine = "merge"  # Lucene addIndexes: the merged index equals a single-process build
 
     def __init__(self, directory: Path, manifest: dict):
@@ -36,14 +45,12 @@ class BM25Index(Index):
 
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        persisted = {key: float(settings.pop(key, default)) for key, default in DEFAULTS.items()}
-        _reject_unknown(settings)
         index_documents(directory / LUCENE_DIR, _contents_rows(corpus), directory / "_input")
-        return persisted
+        return dict(settings)
 
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
         link_tree(self.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
-        rows = ({"id": d.doc_id, "contents": d.contents} for d in docs)
+        rows = ({"id": d.doc_id, "contents": _contents(d)} for d in docs)
         index_documents(directory / LUCENE_DIR, rows, directory / "_input", append=True)
         return dict(self.settings)
 
@@ -56,12 +63,14 @@ class BM25Index(Index):
         return dict(base.settings if base is not None else shards[0].settings)
 
     def search(self, queries: Sequence[str], k: int = 10, threads: int | None = None, **knobs: Any) -> list[Ranking]:
-        _reject_unknown(knobs)
+        if knobs:
+            raise SpecError(f"unknown bm25 search knob(s): {', '.join(sorted(knobs))}; known: threads")
         if len(queries) == 1:
-            return [_ranking(self._searcher.search(queries[0], k))]
+            return [_ranking(lucene_search(lambda: self._searcher.search(queries[0], k), queries[0]))]
         qids = [str(i) for i in range(len(queries))]
-        found = self._searcher.batch_search(java_list(list(queries)), java_list(qids), k,
-                                            threads or os.cpu_count() or 1)
+        threads = threads or os.cpu_count() or 1
+        found = lucene_search(lambda: self._searcher.batch_search(java_list(list(queries)), java_list(qids), k,
+                                                                  threads), max(queries, key=len))
         return [_ranking(found.get(qid)) for qid in qids]
 
     def close(self) -> None:
@@ -69,26 +78,35 @@ class BM25Index(Index):
 
 
 def index_documents(index_dir: Path, rows, input_dir: Path, append: bool = False,
-                    extra_args: Sequence[str] = ()) -> None:
+                    extra_args: Sequence[str] = ()) -> int:
     """Write ``rows`` (Anserini JSON documents) to ``input_dir`` and index them into ``index_dir``.
 
     With ``append``, the rows are indexed into a fresh segment set that is then
     added to the existing index in ``index_dir`` (Lucene ``addIndexes``: the
     segments are copied, nothing is re-analysed). ``input_dir`` is removed
-    afterwards. Shared by the BM25 and the impact index.
+    afterwards. Shared by the BM25 and the impact index. Returns the number of rows indexed.
+
+    Anserini logs a failed document (or a failed write, e.g. a full disk) instead of
+    raising, so the number of documents in the index is counted afterwards and any
+    difference fails the write.
+
+    Raises:
+        IndexFormatError: Lucene holds another number of documents than was given.
     """
     if append:
         fresh = input_dir.with_name(input_dir.name + "_segments")
         try:
-            index_documents(fresh, rows, input_dir, extra_args=extra_args)
-            add_segments(index_dir, [fresh])
+            added = index_documents(fresh, rows, input_dir, extra_args=extra_args)
+            add_segments(index_dir, [fresh])  # checks the count: before + added
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
-        return
+        return added
     input_dir.mkdir(parents=True)
+    count = 0
     with open(input_dir / "docs.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
     args = ["-collection", "JsonCollection", "-input", java_path(input_dir), "-index", java_path(index_dir),
             "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(os.cpu_count() or 1),
             "-quiet", *extra_args]
@@ -96,19 +114,60 @@ def index_documents(index_dir: Path, rows, input_dir: Path, append: bool = False
         java_class("io.anserini.index.IndexCollection").main(args)
     finally:
         shutil.rmtree(input_dir, ignore_errors=True)
+    _check_count(index_dir, count)
+    return count
 
 
-def add_segments(index_dir: Path, sources: Sequence[Path]) -> None:
+def lucene_doc_count(index_dir: Path) -> int:
+    """The number of live documents in the Lucene index at ``index_dir``.
+
+    Raises:
+        IndexFormatError: there is no readable Lucene index there.
+    """
+    from jnius import JavaException, cast
+
+    try:
+        directory = java_class("org.apache.lucene.store.FSDirectory").open(
+            java_class("java.io.File")(java_path(index_dir)).toPath())
+        try:
+            reader = java_class("org.apache.lucene.index.DirectoryReader").open(
+                cast("org.apache.lucene.store.Directory", directory))
+            try:
+                return int(reader.numDocs())
+            finally:
+                reader.close()
+        finally:
+            directory.close()
+    except JavaException as e:
+        raise IndexFormatError(f"{index_dir}: no readable Lucene index ({str(e).splitlines()[0][:200]})") from None
+
+
+def _check_count(index_dir: Path, expected: int) -> None:
+    found = lucene_doc_count(index_dir)
+    if found != expected:
+        raise IndexFormatError(f"{index_dir}: Lucene indexed {found} of {expected} documents (see the Lucene "
+                               f"log above: a full disk, or a document it could not index); nothing was written")
+
+
+def add_segments(index_dir: Path, sources: Sequence[Path]) -> int:
     """Append the segments of the Lucene indexes in ``sources`` (in order) to the index in ``index_dir``.
 
     Lucene ``addIndexes`` copies the segments; nothing is re-analysed. ``index_dir`` is created
-    when it holds no index yet (a sharded build merging its shards).
+    when it holds no index yet (a sharded build merging its shards). Returns the number of
+    documents added; the index must then hold the documents it had before plus those.
+
+    Raises:
+        IndexFormatError: a source is no readable Lucene index, or the merged index holds
+            another number of documents than before + added.
     """
+    index_dir = Path(index_dir)
+    before = lucene_doc_count(index_dir) if index_dir.is_dir() and any(index_dir.iterdir()) else 0
+    added = sum(lucene_doc_count(path) for path in sources)
     fs_directory = java_class("org.apache.lucene.store.FSDirectory")
     config = java_class("org.apache.lucene.index.IndexWriterConfig")()
     config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE_OR_APPEND)
     open_dir = (lambda path: fs_directory.open(java_class("java.io.File")(java_path(path)).toPath()))
-    Path(index_dir).mkdir(parents=True, exist_ok=True)
+    index_dir.mkdir(parents=True, exist_ok=True)
     target = open_dir(index_dir)
     opened = [open_dir(path) for path in sources]
     writer = java_class("org.apache.lucene.index.IndexWriter")(target, config)
@@ -123,20 +182,19 @@ def add_segments(index_dir: Path, sources: Sequence[Path]) -> None:
         for source in opened:
             source.close()
         target.close()
+    _check_count(index_dir, before + added)
+    return added
 
 
 def _contents_rows(corpus: Corpus):
     for batch in corpus.iter_batches():
         for doc in batch:
-            yield {"id": doc.doc_id, "contents": doc.contents}
+            yield {"id": doc.doc_id, "contents": _contents(doc)}
+
+
+def _contents(doc: Document) -> str:
+    return doc.contents if doc.contents.strip() else EMPTY_CONTENTS
 
 
 def _ranking(scored_docs) -> Ranking:
     return [(d.docid, float(d.score)) for d in (scored_docs or [])]
-
-
-def _reject_unknown(settings: dict) -> None:
-    if settings:
-        from retriever.core.errors import SpecError
-
-        raise SpecError(f"unknown bm25 setting(s): {', '.join(sorted(settings))}; known: k1, b, threads")

@@ -9,6 +9,7 @@ visible (``pip install 'retriever[gpu]'``); the index on disk is always the CPU 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,18 +18,29 @@ import numpy as np
 import pyarrow as pa
 
 from indexes.base import Index
-from indexes.onnx import OnnxSentenceEncoder, check_runtime
+from indexes.onnx import RUNTIMES, OnnxSentenceEncoder
 from retriever.core.corpus import Corpus, Document
-from retriever.core.errors import SpecError
+from retriever.core.errors import SettingError, SpecError
 from retriever.core.models import DEFAULT_DENSE_MODEL, resolve_model
 from retriever.core.progress import progress
+from retriever.core.settings import Schema, Setting, at_least, one_of
 from retriever.core.types import Ranking
 
 FAISS_FILE = "index.faiss"
 IDS_FILE = "docids.arrow"
 CHUNK = 256  # documents per encode call (sorted by length inside it); shards are whole chunks
 TRAIN_SAMPLE = 100_000  # vectors a merged IVF/PQ index is trained on
-SETTINGS = ("model", "factory", "max_seq_length", "query_prefix", "document_prefix", "runtime")
+SCHEMA = Schema("dense", (
+    Setting("model", str, DEFAULT_DENSE_MODEL, help="sentence-transformers model (path or bundled id)"),
+    Setting("factory", str, "Flat", help="FAISS index_factory string (Flat, HNSW32, 'IVF256,PQ16')"),
+    Setting("max_seq_length", int, None, at_least(1), "encoder input length in tokens (default: the model's)",
+            nullable=True),
+    Setting("query_prefix", str, "", help="text put before every query"),
+    Setting("document_prefix", str, "", help="text put before every document"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "encoder runtime: torch, onnx or onnx-int8 (indexes.onnx)"),
+))
+# dimensions the factory string is tried on before encoding (sub-quantizer counts must divide one of them)
+_PROBE_DIMENSIONS = (384, 768, 1024, 64)
 
 
 class DenseIndex(Index):
@@ -42,6 +54,7 @@ class DenseIndex(Index):
     """
 
     kind = "dense"
+    schema = SCHEMA
     combine = "merge"  # shards hold exact (Flat) vectors; the merge adds them to one FAISS index
     shard_block = CHUNK
     shard_independent_scores = True
@@ -62,8 +75,15 @@ class DenseIndex(Index):
         return self._cpu_index
 
     @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The schema's checks, plus: FAISS can build ``factory`` (tried on small empty indexes, nothing encoded)."""
+        checked = SCHEMA.parse(settings)
+        check_factory(checked["factory"])
+        return checked
+
+    @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        persisted = parse_settings(settings)
+        persisted = dict(settings)
         vectors = encode_documents(load_encoder(persisted), corpus.iter_batches(CHUNK), len(corpus),
                                    persisted["document_prefix"])
         persisted["dimension"] = int(vectors.shape[1])
@@ -85,7 +105,7 @@ class DenseIndex(Index):
             faiss.write_index(index, str(directory / FAISS_FILE))
             write_ids(directory / IDS_FILE, base._ids + ids)
             return dict(base.settings)
-        persisted = {**shards[0].settings, "factory": parse_settings(settings)["factory"]}
+        persisted = {**shards[0].settings, "factory": settings["factory"]}
         _write_faiss(directory, vectors, persisted["factory"], ids, sample=TRAIN_SAMPLE)
         return persisted
 
@@ -135,17 +155,23 @@ class DenseIndex(Index):
                 for srow, rrow in zip(scores, rows)]
 
 
-def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Validate spec settings and fill in defaults."""
-    unknown = set(settings) - set(SETTINGS)
-    if unknown:
-        raise SpecError(f"unknown dense setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
-    return {"model": settings.get("model", DEFAULT_DENSE_MODEL),
-            "factory": settings.get("factory", "Flat"),
-            "max_seq_length": int(settings["max_seq_length"]) if settings.get("max_seq_length") else None,
-            "query_prefix": settings.get("query_prefix", ""),
-            "document_prefix": settings.get("document_prefix", ""),
-            "runtime": check_runtime(settings.get("runtime", "torch"))}
+def check_factory(factory: str) -> None:
+    """Raise :class:`SettingError` unless FAISS builds ``factory`` in one of a few common dimensions."""
+    problems = []
+    for dimension in _PROBE_DIMENSIONS:
+        try:
+            faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+            return
+        except RuntimeError as e:
+            problems.append(_first_line(e))
+    raise SettingError("dense", "factory", f"must be a FAISS index_factory string, got {factory!r} "
+                       f"(FAISS: {problems[0]})")
+
+
+def _first_line(error: Exception) -> str:
+    """FAISS's message without its C++ location (``Error in ... at file.cpp:12: ``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return re.sub(r"^Error in .*? at \S+:\d+: (Error: )?", "", lines[-1]) if lines else type(error).__name__
 
 
 def _write_faiss(directory: Path, vectors: np.ndarray, factory: str, ids: list[str], sample: int | None = None) -> None:
@@ -153,7 +179,8 @@ def _write_faiss(directory: Path, vectors: np.ndarray, factory: str, ids: list[s
     try:
         index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
-        raise SpecError(f"FAISS cannot build factory {factory!r}: {e}") from None
+        raise SettingError("dense", "factory", f"{factory!r}: FAISS cannot build it in "
+                           f"dimension {vectors.shape[1]} ({_first_line(e)})") from None
     if not index.is_trained:
         train = vectors
         if sample is not None and len(vectors) > sample:

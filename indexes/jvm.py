@@ -9,6 +9,10 @@ The JVM runs with ``-Xrs``: it installs no handlers for SIGTERM / SIGINT, which 
 Python's. Without it, a ``kill`` (or Ctrl-C) made the JVM run its own exit inside a
 busy torch process, which then crashed at random (``hs_err_pid*.log`` files).
 
+Lucene's limit on clauses per query (1,024 by default, so a long pasted query failed with
+``TooManyClauses``) is raised to :data:`MAX_CLAUSES` distinct terms; a query with more
+fails with a clear :class:`~retriever.core.errors.InputError`.
+
 Set ``RETRIEVER_JVM_HEAP`` (e.g. ``8g``) before the first Lucene call to change
 the heap size.
 """
@@ -21,9 +25,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from retriever.core.errors import MissingResourceError
+from retriever.core.errors import InputError, MissingResourceError
 
 DEFAULT_HEAP = "4g"
+MAX_CLAUSES = 1 << 16
 
 
 def anserini_jar() -> Path:
@@ -62,7 +67,22 @@ def _start_jvm() -> None:
                                  "-Dlog4j2.level=WARN", "-Dslf4j.internal.verbosity=WARN",
                                  f"-Djava.util.logging.config.file={os.devnull}")
         jnius_config.set_classpath(str(anserini_jar()))
-    import jnius  # noqa: F401  (starts the JVM)
+    from jnius import autoclass  # starts the JVM
+
+    autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
+
+
+def lucene_search(run: Any, query: Any) -> Any:
+    """``run()`` (a Lucene search), with a query over the clause limit turned into an :class:`InputError`."""
+    from jnius import JavaException
+
+    try:
+        return run()
+    except JavaException as e:
+        if "TooManyClauses" in str(e):
+            raise InputError(f"the query has more than {MAX_CLAUSES} distinct terms "
+                             f"({len(str(query))} characters); shorten it") from None
+        raise
 
 
 def java_path(path: Path) -> str:

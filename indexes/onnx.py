@@ -25,13 +25,6 @@ from retriever.core.errors import MissingResourceError, SpecError
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 
 
-def check_runtime(runtime: str) -> str:
-    """``runtime`` if known, else a :class:`SpecError` naming the choices."""
-    if runtime not in RUNTIMES:
-        raise SpecError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-    return runtime
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("RETRIEVER_ONNX_CACHE", Path.home() / ".cache" / "retriever" / "onnx"))
 

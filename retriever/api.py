@@ -23,7 +23,7 @@ from retriever.core.corpus import Corpus
 from retriever.core.types import Hit, Ranking
 from retriever.engine import writer
 from retriever.engine.reader import LazyIndexes, Reader, Using
-from retriever.engine.stage import Retrieved
+from retriever.engine.stage import Retrieved, check_k
 from retriever.engine.state import read_state
 from retriever.fusion import Fusion
 from retriever.rerank.base import RerankContext, Reranker, load_reranker, wants_signals
@@ -66,6 +66,7 @@ class Engine:
         """Build more indexes over this engine's corpus (e.g. ``["sparse"]``)."""
         writer.build_indexes(self.path, indexes, overwrite)
         self.refresh()
+        writer.collect(self.path)
 
     def add(self, documents: str | Path | Iterable[Any]) -> int:
         """Append documents to the corpus and to every index, atomically.
@@ -81,11 +82,12 @@ class Engine:
         """
         added = writer.add(self.path, documents)
         self.refresh()
+        writer.collect(self.path)
         return added
 
     def refresh(self) -> bool:
         """Switch to the live generation if another write replaced it; True when it changed."""
-        if read_state(self.path) == self.reader.state:
+        if read_state(self.path)["generation"] == self.reader.generation:
             return False
         old, self.reader = self.reader, Reader.open(self.path)
         old.close()
@@ -130,7 +132,8 @@ class Engine:
             queries: query strings.
             k: results per query.
             using: see :meth:`Reader.resolve`.
-            depth: how deep each index is read before fusion (default ``max(k, 100)``).
+            depth: how deep each index is read before fusion: ``max(k, depth)``, with ``depth``
+                defaulting to :data:`retriever.engine.stage.DEFAULT_DEPTH` (100).
             knobs: per-index search knobs, e.g. ``{"dense": {"nprobe": 16}}``.
         """
         return self.reader.rankings(queries, k, using, depth, knobs)
@@ -151,6 +154,7 @@ class Engine:
             candidates: how many retrieved hits the reranker sees.
             **kwargs: ``depth`` and ``knobs``, as in :meth:`rankings`.
         """
+        check_k(k)
         reranker = load_reranker(rerank) if rerank is not None else None
         seen = max(k, candidates) if reranker else k
         retrieved = self.reader.retrieve(queries, seen, using, **kwargs)

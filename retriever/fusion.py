@@ -13,16 +13,23 @@ parameters:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from retriever.core.errors import SpecError
+from retriever.core.settings import Schema, Setting, at_least, one_of
 from retriever.core.specs import Spec, parse_spec
 from retriever.core.types import Ranking
 
 METHODS = ("rrf", "norm")
+SCHEMAS = {
+    "rrf": Schema("rrf", (Setting("k", int, 60, at_least(1), "rank offset: score = w / (k + rank)"),)),
+    "norm": Schema("norm", (Setting("method", str, "minmax", one_of("minmax", "zscore"),
+                                    "per-list score normalization"),)),
+}
+WEIGHT = Setting("weight", float, 1.0, help="an index's weight, written name^weight")
 
 
 @dataclass(frozen=True)
@@ -46,21 +53,13 @@ class Fusion:
         names, weights = [], []
         for arg in parsed.args:
             name, _, weight = arg.partition("^")
-            try:
-                weights.append(float(weight) if weight else 1.0)
-            except ValueError:
-                raise SpecError(f"fusion spec {str(parsed)!r}: bad weight {weight!r}") from None
+            weights.append(replace(WEIGHT, name=f"weight of {name}").convert(weight, parsed.name) if weight else 1.0)
             names.append(name)
         if len(set(names)) != len(names):
             raise SpecError(f"fusion spec {str(parsed)!r} names an index twice")
-        allowed = {"rrf": {"k"}, "norm": {"method"}}[parsed.name]
-        unknown = set(parsed.kwargs) - allowed
-        if unknown:
-            raise SpecError(f"fusion spec {str(parsed)!r}: unknown parameter(s) {', '.join(sorted(unknown))}")
-        normalization = parsed.kwargs.get("method", "minmax")
-        if normalization not in ("minmax", "zscore"):
-            raise SpecError(f"fusion spec {str(parsed)!r}: method must be minmax or zscore")
-        return cls(parsed.name, tuple(names), tuple(weights), int(parsed.kwargs.get("k", 60)), normalization)
+        settings = SCHEMAS[parsed.name].parse(parsed.kwargs)
+        return cls(parsed.name, tuple(names), tuple(weights), settings.get("k", 60),
+                   settings.get("method", "minmax"))
 
     def __str__(self) -> str:
         args = tuple(n if w == 1.0 else f"{n}^{w:g}" for n, w in zip(self.names, self.weights))
@@ -74,6 +73,20 @@ class Fusion:
         if self.method == "rrf":
             return reciprocal_rank_fusion(lists, self.weights, self.k, depth=k)
         return normalized_score_fusion(lists, self.weights, self.normalization, depth=k)
+
+
+def first_stage_problem(using: str) -> str | None:
+    """What is wrong with a first-stage setting (an index name, ``hybrid`` or a fusion spec), or None.
+
+    Index names are checked against an engine only when it is searched.
+    """
+    if "(" not in using:
+        return None if using.strip() else "must name an index, hybrid or a fusion spec"
+    try:
+        Fusion.parse(using)
+    except SpecError as e:
+        return f"must be a valid fusion spec ({e})"
+    return None
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None = None,

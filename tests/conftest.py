@@ -120,3 +120,37 @@ def hotpot_engine(tmp_path_factory, hotpot_slice):
     from retriever.api import Engine
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot_slice[2], indexes=["bm25"])
+
+
+def distractor_slice(dataset, kinds: tuple[str, ...], per_kind: int):
+    """The first ``per_kind`` questions of each type in ``kinds`` (sorted ids) and their context documents."""
+    import collections
+
+    counts, chosen = collections.Counter(), []
+    for qid in sorted(dataset.queries):
+        kind = dataset.queries[qid].metadata["type"]
+        if kind in kinds and counts[kind] < per_kind:
+            counts[kind] += 1
+            chosen.append(dataset.queries[qid])
+    wanted, titles = {q.query_id for q in chosen}, set()
+    with open(dataset.source, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["id"] in wanted:
+                titles.update(record["context"]["title"])
+    qrels = dataset.qrels["all"]
+    return chosen, {q.query_id: qrels[q.query_id] for q in chosen}, [
+        d for d, _, _ in dataset.documents() if d.doc_id in titles]
+
+
+@pytest.fixture(scope="session")
+def musique_slice():
+    """MuSiQue's first 8 three-hop and 8 four-hop questions (sorted ids) with their paragraphs (real data)."""
+    return distractor_slice(load_dataset("musique"), ("3hop", "4hop"), 8)
+
+
+@pytest.fixture(scope="session")
+def twowiki_slice():
+    """2WikiMultiHopQA's first 8 questions of each type (sorted ids) with their paragraphs (real data)."""
+    return distractor_slice(load_dataset("2wikimultihopqa"),
+                            ("comparison", "bridge_comparison", "compositional", "inference"), 8)

@@ -69,3 +69,65 @@ def test_prepare_hotpotqa(tmp_path, runner):
     assert result.exit_code == 0 and "1100 questions (dev 500, test 600)" in result.output
     assert sum(1 for _ in open(out / "corpus.jsonl")) == 10785
     assert open(out / "qrels" / "test.tsv").readline().strip() == "query-id\tcorpus-id\tscore"
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, prefix + (name,))
+        else:
+            yield prefix + (name,)
+
+
+def test_every_command_has_short_help_and_an_example(runner):
+    commands = list(_commands(main))
+    assert ("search",) in commands and ("eval", "beir") in commands and len(commands) >= 16
+    for path in commands:
+        result = runner.invoke(main, [*path, "-h"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example:" in result.output and f"retriever {' '.join(path)}" in result.output, path
+    assert "the learned sparse document encoder and the rerankers" in runner.invoke(main, ["train", "-h"]).output
+    beir = runner.invoke(main, ["eval", "beir", "-h"]).output
+    assert "--download" not in beir and "RR@10" in beir and "MRR" not in beir
+
+
+def test_key_value_parser():
+    import click
+
+    from retriever.commands.options import parse_pairs
+
+    assert parse_pairs(["steps=600", "lr = 1e-4", "path=a=b"]) == {"steps": "600", "lr": "1e-4", "path": "a=b"}
+    for bad in (["steps"], ["=3"], ["a=1", "a=2"]):
+        with pytest.raises(click.UsageError):
+            parse_pairs(bad)
+
+
+def test_logging_flags_and_quiet(runner, monkeypatch):
+    import logging
+    import os
+
+    monkeypatch.delenv("RETRIEVER_QUIET", raising=False)
+    assert runner.invoke(main, ["-vv", "eval", "table"]).exit_code == 0
+    assert logging.getLogger().level == logging.DEBUG
+    assert runner.invoke(main, ["-q", "eval", "table"]).exit_code == 0
+    assert logging.getLogger().level == logging.ERROR and os.environ["RETRIEVER_QUIET"] == "1"
+
+
+def test_quiet_also_hushes_model_loading_bars():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("from retriever.core.models import resolve_model; from sentence_transformers import SentenceTransformer; "
+              "SentenceTransformer(resolve_model('all-MiniLM-L6-v2'), device='cpu')")
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for quiet in ("1", "0"):
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # set by earlier tests
+        env["RETRIEVER_QUIET"] = quiet
+        runs[quiet] = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+    assert runs["1"].returncode == 0 and "Loading weights" not in runs["1"].stderr
+    assert "Loading weights" in runs["0"].stderr  # the bar exists: quiet is what removed it

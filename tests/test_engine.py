@@ -1,5 +1,7 @@
 """The engine: build, search, fusion, atomic add, and crash safety of builds."""
 
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -58,7 +60,9 @@ def small_engine(path, indexes=("bm25",)):
 
 
 def test_add_appends_to_every_index(tmp_path, nfcorpus_slice):
-    engine = Engine.build(tmp_path / "e", nfcorpus_slice / "corpus.jsonl", indexes=["bm25", "dense"])
+    with open(nfcorpus_slice / "corpus.jsonl", encoding="utf-8") as f:
+        docs = [json.loads(line) for line in itertools.islice(f, 60)]  # 60 real documents: MiniLM encodes few
+    engine = Engine.build(tmp_path / "e", docs, indexes=["bm25", "dense"])
     before = len(engine.corpus)
     added = engine.add([{"_id": "NEW-1", "title": "Arsenic in brown rice",
                          "text": "Brown rice has more inorganic arsenic than white rice."}])
@@ -68,7 +72,8 @@ def test_add_appends_to_every_index(tmp_path, nfcorpus_slice):
         assert engine.indexes[name].doc_count == before + 1
     reopened = Engine.open(tmp_path / "e")
     assert reopened.search("arsenic brown rice", k=1, using="hybrid")[0].doc_id == "NEW-1"
-    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", "bm25-2", "corpus-2", "dense-2", "engine.json"]
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", ".readers", "bm25-2", "corpus-2", "dense-2",
+                                                                  "engine.json"]
 
 
 def test_failed_add_leaves_engine_intact(tmp_path, monkeypatch):
@@ -87,7 +92,8 @@ def test_failed_add_leaves_engine_intact(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         engine.add([{"_id": "new", "text": "fine"}])
     assert (tmp_path / "e" / "engine.json").read_text() == state
-    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", "bm25-1", "corpus-1", "engine.json"]
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", ".readers", "bm25-1", "corpus-1",
+                                                                  "engine.json"]
     assert len(Engine.open(tmp_path / "e").corpus) == 20
 
 
@@ -111,6 +117,7 @@ Engine.build(sys.argv[1], sys.argv[2], indexes=["bm25", "dense"], overwrite=True
 def test_killed_rebuild_keeps_previous_engine(tmp_path, nfcorpus):
     engine = small_engine(tmp_path / "e")
     expected = [h.doc_id for h in engine.search("topic 1", k=5)]
+    engine.close()  # an open reader keeps its generation on disk
     corpus = Path(nfcorpus.source) / "corpus.jsonl"
     env = {**os.environ, "RETRIEVER_QUIET": "1"}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "e"), str(corpus)], env=env)
@@ -128,7 +135,8 @@ def test_killed_rebuild_keeps_previous_engine(tmp_path, nfcorpus):
     with pytest.raises(IndexFormatError):
         Engine.open(next(p for p in (tmp_path / "e").iterdir() if p.name.startswith(".tmp-dense")))
     reopened.add([{"_id": "after", "text": "written after the crash"}])  # the next write clears the debris
-    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", "bm25-2", "corpus-2", "engine.json"]
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [".lock", ".readers", "bm25-2", "corpus-2",
+                                                                  "engine.json"]
 
 
 def test_relative_paths_after_chdir(tmp_path, monkeypatch):

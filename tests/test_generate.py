@@ -74,12 +74,24 @@ def test_http_success_sends_greedy_request_and_key(serve, monkeypatch):
     server = serve((200, completion("Paris\nmore text"), 0))
     monkeypatch.setenv("TEST_LLM_KEY", "secret-123")
     generator = load_generator(server.url, model="qwen", key_env="TEST_LLM_KEY")
-    out = generator.generate(CHAT, max_tokens=8, stop=["\n"])
+    out = generator.generate(CHAT, max_tokens=8, stop=["\n", "END"])
     assert (out.text, out.prompt_tokens, out.completion_tokens) == ("Paris", 11, 3)
     request = server.requests[0]
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer secret-123"
     assert request["body"]["temperature"] == 0.0 and request["body"]["model"] == "qwen"
-    assert request["body"]["max_tokens"] == 8 and request["body"]["stop"] == ["\n"]
+    # a whitespace-only stop is applied here, after a leading newline, not by the server
+    assert request["body"]["max_tokens"] == 8 and request["body"]["stop"] == ["END"]
+
+
+def test_http_credentials_in_the_url_are_sent_not_shown(serve):
+    server = serve((200, completion("\nParis\nmore"), 0), (404, "no such model", 0))
+    url = server.url.replace("://", "://me:s3cret@")
+    generator = load_generator(url, model="qwen")
+    assert generator.generate(CHAT, stop=["\n"]).text == "Paris"
+    assert server.requests[0]["auth"] == "Basic bWU6czNjcmV0"
+    with pytest.raises(GenerationError) as failure:
+        generator.generate(CHAT)
+    assert "s3cret" not in str(failure.value) + generator.name and "me:***@" in str(failure.value)
 
 
 def test_http_retries_5xx_and_429_then_succeeds(serve):
@@ -169,3 +181,63 @@ def test_transformers_backend_decodes_greedily(tiny_causal_lm):
     assert first.text == second.text  # greedy: the same prompt gives the same text
     assert first.prompt_tokens > 5 and 0 < first.completion_tokens <= 6
     assert generator.name.startswith("transformers:")
+
+
+class HeaderServer:
+    """A local server answering each POST with the next scripted (status, headers, body bytes); notes arrival times."""
+
+    def __init__(self, script):
+        import time
+
+        self.script, self.times = list(script), []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.times.append(time.monotonic())
+                status, headers, body = server.script.pop(0)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_http_honours_retry_after():
+    from retriever.generate.http import retry_after
+
+    server = HeaderServer([(429, {"Retry-After": "1", "Content-Type": "application/json"}, b'{"error": "slow"}'),
+                           (200, {"Content-Type": "application/json"}, json.dumps(completion("Paris")).encode())])
+    try:
+        assert OpenAICompatible(server.url, retries=2, backoff=0.01).generate(CHAT).text == "Paris"
+        assert server.times[1] - server.times[0] >= 0.95  # waited what the server asked, not the 0.01 s backoff
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert retry_after("2.5") == 2.5 and retry_after(None) == 0.0 and retry_after("soon") == 0.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
+    assert retry_after("99999") == 60.0
+
+
+def test_http_streams_pieces():
+    events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+              {"choices": [{"index": 0, "delta": {"content": "Par"}}]},
+              {"choices": [{"index": 0, "delta": {"content": "is"}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    body = "".join(f"data: {json.dumps({**head, **e})}\n\n" for e in events) + "data: [DONE]\n\n"
+    server = HeaderServer([(200, {"Content-Type": "text/event-stream"}, body.encode())])
+    try:
+        assert list(OpenAICompatible(server.url, retries=0).stream(CHAT, max_tokens=4)) == ["Par", "is"]
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

@@ -15,7 +15,7 @@ from indexes.generative import train as train_module
 from indexes.generative.decode import beam_search, sequence_logprobs
 from indexes.generative.docids import DocTree, Vocabulary, check_unique
 from indexes.generative.model import DecoderConfig, IdDecoder
-from indexes.generative.settings import parse_settings
+from indexes.generative.settings import SCHEMA
 from indexes.generative.train import Targets, TrainSettings, train_decoder
 from indexes.generative.trie import IdTrie
 from retriever.core.corpus import Corpus, document_from_record
@@ -133,7 +133,7 @@ def test_tree_keys_make_the_untrained_model_rank_like_the_id_tree(kind):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     tree = DocTree.build(vectors, 3, 5, seed=1) if kind == "semantic" else DocTree.atomic(60)
     vocab = Vocabulary.for_paths(tree.paths)
-    settings = parse_settings({"d_model": 16, "heads": 2, "ff_dim": 32, "layers": 1, "memory_slots": 2})
+    settings = SCHEMA.parse({"d_model": 16, "heads": 2, "ff_dim": 32, "layers": 1, "memory_slots": 2})
     model = _new_model(settings, tree, vocab, vectors).eval()
     trie = IdTrie(vocab.encode(tree.paths), len(vocab))
     found = beam_search(model, torch.from_numpy(vectors), trie, k=60, beam=60)
@@ -190,17 +190,17 @@ def test_training_resumes_to_identical_weights(tmp_path, monkeypatch):
         return model, history
 
     reference, full_history = trained(None)
-    real_save = train_module._save_checkpoint
+    real_save = train_module.save_checkpoint
 
-    def crash_after_first_epoch(directory, model, optimizer, history, epochs_done):
-        real_save(directory, model, optimizer, history, epochs_done)
-        if epochs_done == 1:
+    def crash_after_first_epoch(directory, **state):
+        real_save(directory, **state)
+        if state["meta"]["epochs_done"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_epoch)
+    monkeypatch.setattr(train_module, "save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         trained(tmp_path / "ckpt")
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     resumed, history = trained(tmp_path / "ckpt")
     for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
@@ -252,11 +252,11 @@ def test_bad_input_and_settings(tmp_path, slice_docs, checkpoints):
     with pytest.raises(InputError, match="duplicate document id 'a'"):
         check_unique(["a", "b", "a"])
     corpus = Corpus.create(tmp_path / "corpus", slice_docs[:5])
-    with pytest.raises(SpecError, match="unknown generative setting"):
+    with pytest.raises(SpecError, match="generative: unknown setting 'colour'"):
         build_index("generative", corpus, tmp_path / "x", {"colour": "red"})
-    with pytest.raises(SpecError, match="ids="):
+    with pytest.raises(SpecError, match="setting 'ids' must be one of semantic, atomic"):
         build_index("generative", corpus, tmp_path / "y", {"ids": "random"})
-    with pytest.raises(SpecError, match="keys="):
+    with pytest.raises(SpecError, match="setting 'keys'"):
         build_index("generative", corpus, tmp_path / "y", {"keys": "random"})
     with pytest.raises(SpecError, match="refusing to train on a test split"):
         build_index("generative", corpus, tmp_path / "z", {"queries": "nfcorpus:test"})

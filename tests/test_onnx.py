@@ -24,10 +24,10 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_sparse_onnx_weights_equal_torch(texts):
-    from indexes.sparse.index import load_encoder, parse_settings
+    from indexes.sparse.index import SparseIndex, load_encoder
 
     def dense_rows(runtime):
-        encoder = load_encoder(parse_settings({"max_length": "64", "runtime": runtime}))
+        encoder = load_encoder(SparseIndex.check_settings({"max_length": "64", "runtime": runtime}))
         return encoder.encode_document(texts).matrix().toarray()
 
     torch_rows, onnx_rows, int8_rows = (dense_rows(r) for r in ("torch", "onnx", "onnx-int8"))
@@ -37,10 +37,10 @@ def test_sparse_onnx_weights_equal_torch(texts):
 
 
 def test_dense_onnx_embeddings_equal_torch(texts):
-    from indexes.dense import load_encoder, parse_settings
+    from indexes.dense import DenseIndex, load_encoder
 
     def embed(runtime):
-        return load_encoder(parse_settings({"max_seq_length": "64", "runtime": runtime})).encode(
+        return load_encoder(DenseIndex.check_settings({"max_seq_length": "64", "runtime": runtime})).encode(
             texts, batch_size=8, normalize_embeddings=True)
 
     torch_vectors, onnx_vectors, int8_vectors = (embed(r) for r in ("torch", "onnx", "onnx-int8"))
@@ -48,9 +48,10 @@ def test_dense_onnx_embeddings_equal_torch(texts):
     assert _cosines(torch_vectors, int8_vectors).min() > 0.9
 
 
-def test_unknown_runtime_is_a_spec_error():
-    from indexes.dense import parse_settings
-    from retriever.core.errors import SpecError
+@pytest.mark.parametrize("spec", ["dense(runtime=tensorrt)", "sparse(runtime=tensorrt)"])
+def test_unknown_runtime_is_a_setting_error(spec):
+    from indexes.base import parse_index_spec
+    from retriever.core.errors import SettingError
 
-    with pytest.raises(SpecError, match="unknown runtime"):
-        parse_settings({"runtime": "tensorrt"})
+    with pytest.raises(SettingError, match="runtime.*must be one of torch, onnx, onnx-int8"):
+        parse_index_spec(spec)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from retriever.core.datasets import load_dataset
 from retriever.core.errors import InputError, MissingResourceError, SpecError
 from retriever.rerank.base import RerankContext, load_reranker
 from retriever.rerank.features import STOP_FEATURES, Candidates, item_feature_names
@@ -43,13 +41,11 @@ def tiny_cross(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hotpot():
-    return load_dataset("hotpotqa-distractor")
+def hotpot_full_engine(tmp_path_factory, hotpot):
+    """BM25 over the whole real hotpotqa-distractor corpus (10,785 paragraphs): training mines dev questions.
 
-
-@pytest.fixture(scope="module")
-def hotpot_engine(tmp_path_factory, hotpot):
-    """BM25 over the real hotpotqa-distractor corpus (10,785 paragraphs)."""
+    (conftest's ``hotpot_engine`` holds only the documents of 40 test questions.)
+    """
     from retriever.api import Engine
 
     return Engine.build(tmp_path_factory.mktemp("engines") / "hotpot", hotpot.documents(), indexes=["bm25"])
@@ -141,9 +137,9 @@ def test_spec_parsing_and_clear_errors(tmp_path, tiny_cross):
         load_reranker(f"cross(path={tmp_path / 'empty'})")
     with pytest.raises(MissingResourceError, match="policy.json"):
         load_reranker(f"rl(path={tmp_path / 'missing'})")
-    with pytest.raises(SpecError, match="k must be at least 1"):
+    with pytest.raises(SpecError, match="cross: setting 'k' must be at least 1"):
         load_reranker(f"cross(path={tiny_cross},k=0)")
-    with pytest.raises(SpecError, match="unexpected keyword"):
+    with pytest.raises(SpecError, match="cross: unknown setting 'depth'"):
         load_reranker(f"cross(path={tiny_cross},depth=3)")
     with pytest.raises(SpecError, match="unknown reranker"):
         load_reranker("monot5(k=3)")
@@ -164,31 +160,32 @@ def test_cross_encoder_judges_passages_against_the_question(tiny_cross):
     assert reranker.scores("Richard Wallace nationality", hits).tolist() != reranker.scores(question, hits).tolist()
 
 
-def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, hotpot_engine, hotpot, monkeypatch):
+def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, hotpot_full_engine, hotpot,
+                                                        monkeypatch):
     from retriever.train.rerank import cross_train
     from retriever.train.rerank.cross_data import mine_groups
     from retriever.train.rerank.cross_train import CrossTrainSettings, train_cross_encoder
     from retriever.rerank.scores import load_cross_encoder, passage
 
     small = dataclasses.replace(hotpot, qrels={"tiny": dict(list(hotpot.split("dev")[1].items())[:3])})
-    groups = mine_groups(hotpot_engine, small, "tiny", negatives=3, positives=2, depth=10, using="bm25")
+    groups = mine_groups(hotpot_full_engine, small, "tiny", negatives=3, positives=2, depth=10, using="bm25")
     queries, qrels = small.split("tiny")
     pools = {}
     for qid in qrels:
-        top = [d for d, _ in hotpot_engine.rankings([queries[qid].text], k=10, using="bm25")[0]]
-        docs = {d.doc_id: d for d in hotpot_engine.corpus.get_many(top)}
+        top = [d for d, _ in hotpot_full_engine.rankings([queries[qid].text], k=10, using="bm25")[0]]
+        docs = {d.doc_id: d for d in hotpot_full_engine.corpus.get_many(top)}
         pools[queries[qid].text] = {passage(docs[d].title, docs[d].text) for d in top if qrels[qid].get(d, 0) > 0}
     assert len(groups) == sum(min(2, len(pool)) for pool in pools.values()) > 0
     assert all(len(g.negatives) == 3 and g.positive in pools[g.query] for g in groups)
     with pytest.raises(InputError, match="never trained on a test split"):
-        mine_groups(hotpot_engine, hotpot, "test", using="bm25")
+        mine_groups(hotpot_full_engine, hotpot, "test", using="bm25")
     settings = CrossTrainSettings(base=str(tiny_cross), negatives=3, groups_per_step=2, epochs=10, max_steps=4,
                                   checkpoint_every=1, max_length=64)
     whole = train_cross_encoder(groups, tmp_path / "whole", settings)
 
-    def killed_after_step_2(directory, step, *args):
-        save_checkpoint(directory, step, *args)
-        if step == 2:
+    def killed_after_step_2(directory, **state):
+        save_checkpoint(directory, **state)
+        if state["meta"]["step"] == 2:
             raise KeyboardInterrupt
 
     save_checkpoint = cross_train.save_checkpoint
@@ -205,18 +202,19 @@ def test_cross_encoder_training_resumes_and_round_trips(tmp_path, tiny_cross, ho
     a = load_cross_encoder(tmp_path / "whole").predict(pairs)
     b = load_cross_encoder(tmp_path / "resumed").predict(pairs)
     np.testing.assert_allclose(a, b, atol=1e-4)
-    hits = hotpot_engine.search(groups[0].query, k=3, using="bm25", rerank=f"cross(path={tmp_path / 'whole'},k=3)")
+    hits = hotpot_full_engine.search(groups[0].query, k=3, using="bm25",
+                                     rerank=f"cross(path={tmp_path / 'whole'},k=3)")
     assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
 
 
 @pytest.fixture(scope="module")
-def trained_policy(tmp_path_factory, hotpot_engine, tiny_cross):
+def trained_policy(tmp_path_factory, hotpot_full_engine, tiny_cross):
     from retriever.train.rerank.rl_train import RLSettings, train_policy
 
     out = tmp_path_factory.mktemp("policies") / "rl"
     settings = RLSettings(using="bm25", candidates=12, limit=40, bc_epochs=3, rl_epochs=8, batch=16, group=8,
                           lr=0.02, hidden=8, max_k=4, seed=3)
-    summary = train_policy(hotpot_engine.path, "hotpotqa-distractor", "dev", tiny_cross, out, settings)
+    summary = train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, out, settings)
     return out, summary
 
 
@@ -231,13 +229,13 @@ def test_short_rl_run_increases_reward_over_warm_start(trained_policy):
     assert (out / "reward.png").is_file() and (out / "k.png").is_file()
 
 
-def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_engine, hotpot):
+def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_full_engine, hotpot):
     from retriever.agent import Agent
 
     out, _ = trained_policy
     spec = f"rl(path={out},max_k=3)"
     question = next(iter(hotpot.split("test")[0].values())).text
-    hits = hotpot_engine.search(question, k=10, using="bm25", rerank=spec, candidates=12)
+    hits = hotpot_full_engine.search(question, k=10, using="bm25", rerank=spec, candidates=12)
     assert 1 <= len(hits) <= 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     captured = []
@@ -249,21 +247,28 @@ def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_engine
         return original(query, found, context)
 
     reranker.rerank = spy
-    answer = Agent(hotpot_engine, None, using="bm25", rerank=reranker, candidates=12).ask(question)
+    answer = Agent(hotpot_full_engine, None, using="bm25", rerank=reranker, candidates=12).ask(question)
     assert 1 <= len(answer.trace.evidence) <= 3
     assert captured and all(isinstance(c, RerankContext) and "bm25" in c.signals for c in captured)
     assert answer.trace.config["rerank"] == spec
 
 
-def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_engine, hotpot):
+def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_full_engine, hotpot):
     from eval.rerank import evaluate_selection
 
     out, _ = trained_policy
-    report = evaluate_selection(hotpot_engine, hotpot, "test", ["top(k=3)", f"rl(path={out})"], using="bm25",
+    report = evaluate_selection(hotpot_full_engine, hotpot, "test", ["top(k=3)", f"rl(path={out})"], using="bm25",
                                 candidates=12, limit=4, out_dir=tmp_path)
     assert set(report["results"]) == {"plain | top(k=3)", f"plain | rl(path={out})", "loop | top(k=3)",
                                       f"loop | rl(path={out})"}
     assert report["results"]["plain | top(k=3)"]["passed"] == 3.0
-    for values in report["results"].values():
-        assert 0.0 <= values["both_gold_passed"] <= 1.0 and not math.isnan(values["answer_in_passed"])
+    queries, qrels = hotpot.split("test")
+    for query, row in zip(list(queries.values())[:4], report["per_question"]["plain | top(k=3)"], strict=True):
+        top = [d for d, _ in hotpot_full_engine.rankings([query.text], k=3, using="bm25")[0]]
+        gold = {d for d, s in qrels[query.query_id].items() if s > 0}
+        assert (row["query_id"], row["passed_ids"]) == (query.query_id, top)
+        assert row["both_gold_passed"] == float(gold <= set(top))
+    for name, values in report["results"].items():
+        rows = report["per_question"][name]
+        assert values["both_gold_passed"] == pytest.approx(sum(r["both_gold_passed"] for r in rows) / len(rows))
     assert (tmp_path / "hotpotqa-distractor-test-selection.md").read_text().count("\n| ") == 5

@@ -42,11 +42,13 @@ from indexes.generative.examples import Examples, TermStats, ViewSettings, docum
     query_examples
 from indexes.generative.memory import Memory
 from indexes.generative.model import DecoderConfig, IdDecoder, load_model, save_model
-from indexes.generative.settings import CONTINUAL, parse_settings
-from indexes.generative.train import Targets, TrainSettings, plot_losses, train_decoder
+from indexes.generative.settings import CONTINUAL, SCHEMA
+from indexes.generative.train import Targets, TrainSettings, train_decoder
 from indexes.generative.trie import IdTrie
+from retriever.core.checkpoint import resumable_dir
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, InputError, SpecError
+from retriever.core.plots import line_plot
 from retriever.core.storage import read_json
 from retriever.core.types import Ranking
 
@@ -57,12 +59,13 @@ DEFAULT_BEAM = 100
 
 
 class GenerativeIndex(Index):
-    """A DSI-style index. Settings: see :data:`indexes.generative.settings.SETTINGS`.
+    """A DSI-style index. Settings: see :data:`indexes.generative.settings.SCHEMA`.
 
     Search knobs: ``beam`` (beam width; default ``max(k, 100)``), ``batch_size``.
     """
 
     kind = "generative"
+    schema = SCHEMA
     uses_accelerator = True  # a sharded build trains it whole on one worker (combine="single")
 
     def __init__(self, directory: Path, manifest: dict):
@@ -79,13 +82,13 @@ class GenerativeIndex(Index):
 
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        s = parse_settings(settings)
+        s = dict(settings)
         docs = list(corpus)
         if not docs:
             raise InputError("cannot build a generative index over an empty corpus")
         doc_ids = [doc.doc_id for doc in docs]
         check_unique(doc_ids)
-        cache = _cache_dir("build", s, corpus.checksum)
+        cache = resumable_dir("generative", "build", s, corpus.checksum)
         started = time.perf_counter()
         stats = TermStats()
         stats.add(docs)
@@ -106,15 +109,15 @@ class GenerativeIndex(Index):
         return s
 
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
-        s = parse_settings(self.settings)
+        s = SCHEMA.parse(self.settings)
         docs = list(docs)
         known = set(self.doc_ids)
         for position, doc in enumerate(docs, start=1):
             if doc.doc_id in known:
                 raise InputError(f"document id {doc.doc_id!r} is already indexed (position {position})")
         check_unique([doc.doc_id for doc in docs])
-        cache = _cache_dir("add", s, self.manifest.get("corpus_checksum"), self.manifest.get("created"),
-                           [doc.doc_id for doc in docs])
+        cache = resumable_dir("generative", "add", s, self.manifest.get("corpus_checksum"),
+                              self.manifest.get("created"), [doc.doc_id for doc in docs])
         started = time.perf_counter()
         stats = TermStats.read(self.directory)
         stats.add(docs)
@@ -149,7 +152,7 @@ class GenerativeIndex(Index):
         if unknown:
             raise SpecError(f"only continual settings can be changed on a built index ({', '.join(CONTINUAL)}); "
                             f"got {', '.join(sorted(unknown))}")
-        settings = parse_settings({**self.settings, **overrides})
+        settings = SCHEMA.parse({**self.settings, **overrides})
         return GenerativeIndex(self.directory, {**self.manifest, "settings": settings})
 
     @property
@@ -241,7 +244,9 @@ def _save(directory: Path, settings: dict, model: IdDecoder, tree: DocTree, doc_
     parameters = sum(p.numel() for p in model.parameters())
     (directory / TRAINING_FILE).write_text(json.dumps({"parameters": parameters, "runs": runs}, indent=1) + "\n",
                                            encoding="utf-8")
-    plot_losses(runs, directory / LOSS_FILE)
+    curves = {f"{run['task']} {n}" if n else run["task"]: [(h["step"], h["loss"]) for h in run["history"]]
+              for n, run in enumerate(runs)}
+    line_plot(directory / LOSS_FILE, curves, "generative index: training loss", "optimisation step", "sequence NLL")
 
 
 def _views(s: dict) -> ViewSettings:
@@ -268,13 +273,6 @@ def _load_encoder(s: dict):
     from indexes.dense import load_encoder
 
     return load_encoder({"model": s["encoder"], "max_seq_length": s["max_seq_length"]})
-
-
-def _cache_dir(*key: Any) -> Path:
-    """Where a build keeps its resumable state: ``$RETRIEVER_CHECKPOINTS`` or ``~/.cache/retriever/checkpoints``."""
-    root = Path(os.environ.get("RETRIEVER_CHECKPOINTS") or Path.home() / ".cache" / "retriever" / "checkpoints")
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    return root / f"generative-{digest}"
 
 
 def _encoded(cache: Path, encoder, texts: list[str], s: dict) -> np.ndarray:

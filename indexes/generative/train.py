@@ -4,31 +4,27 @@ AdamW with linear warm-up and cosine decay, the sequence negative log-likelihood
 of the trie-constrained id distribution as the loss, and optional SAM
 (sharpness-aware minimization, which DSI++ found to reduce forgetting). After
 every epoch the model, the optimizer state and the loss history are written to a
-checkpoint directory (safetensors + JSON), so an interrupted build resumes from
+checkpoint directory (:mod:`retriever.core.checkpoint`), so an interrupted build resumes from
 its last finished epoch; each epoch's shuffling and dropout are seeded by
 (seed, epoch), so a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from indexes.generative.decode import sequence_logprobs
 from indexes.generative.model import IdDecoder
 from indexes.generative.trie import IdTrie
+from retriever.core.checkpoint import load_checkpoint, save_checkpoint
 from retriever.core.progress import progress
 
-STATE_FILE = "checkpoint.safetensors"
-LOG_FILE = "checkpoint.json"
 WARMUP = 0.05
 CURVE_POINTS = 200
 
@@ -86,7 +82,8 @@ def train_decoder(model: IdDecoder, vectors: torch.Tensor, text_of: np.ndarray, 
     steps_per_epoch = max(1, math.ceil(examples / settings.batch_size))
     total = steps_per_epoch * settings.epochs
     optimizer = _optimizer(model, settings)
-    history, first_epoch = _resume(checkpoint, model, optimizer)
+    found = load_checkpoint(checkpoint, model, optimizer) if checkpoint is not None else None
+    history, first_epoch = (found.meta["history"], found.meta["epochs_done"]) if found else ([], 0)
     log_every = max(1, total // CURVE_POINTS)
     text_of_t, row_of_t = torch.from_numpy(text_of), torch.from_numpy(row_of)
     model.train()
@@ -118,7 +115,8 @@ def train_decoder(model: IdDecoder, vectors: torch.Tensor, text_of: np.ndarray, 
                 bar.set_postfix(loss=f"{loss:.3f}")
             history[-1]["seconds"] = round(time.perf_counter() - started, 2)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, history, epoch + 1)
+                save_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                meta={"epochs_done": epoch + 1, "history": history})
     model.eval()
     return history
 
@@ -164,54 +162,3 @@ def _learning_rate(peak: float, step: int, total: int) -> float:
         return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
-
-def _save_checkpoint(directory: Path, model: IdDecoder, optimizer: torch.optim.Optimizer,
-                     history: list[dict], epochs_done: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    for index, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).contiguous()
-    save_file(tensors, str(directory / f".{STATE_FILE}.tmp"))
-    os.replace(directory / f".{STATE_FILE}.tmp", directory / STATE_FILE)
-    log = {"epochs_done": epochs_done, "history": history}
-    (directory / f".{LOG_FILE}.tmp").write_text(json.dumps(log) + "\n", encoding="utf-8")
-    os.replace(directory / f".{LOG_FILE}.tmp", directory / LOG_FILE)
-
-
-def _resume(directory: Path | None, model: IdDecoder, optimizer: torch.optim.Optimizer) -> tuple[list[dict], int]:
-    """Load the last checkpoint in ``directory`` into ``model`` and ``optimizer``; (history, next epoch)."""
-    if directory is None or not (directory / LOG_FILE).is_file() or not (directory / STATE_FILE).is_file():
-        return [], 0
-    log = json.loads((directory / LOG_FILE).read_text(encoding="utf-8"))
-    tensors = load_file(str(directory / STATE_FILE))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    saved = optimizer.state_dict()
-    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-    return log["history"], int(log["epochs_done"])
-
-
-def plot_losses(runs: list[dict], path: Path) -> None:
-    """Write the loss curves of training ``runs`` (``{"task", "history"}``) as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    for number, run in enumerate(runs):
-        label = run["task"] if number == 0 else f"{run['task']} {number}"
-        ax.plot([h["step"] for h in run["history"]], [h["loss"] for h in run["history"]], linewidth=1.2, label=label)
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("sequence NLL")
-    ax.set_title("generative index: training loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

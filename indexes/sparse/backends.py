@@ -39,6 +39,10 @@ Query = tuple[np.ndarray, np.ndarray]
 QUERY_SCALE = 100
 LUCENE_DIR = "lucene"
 SEISMIC_STEM = "seismic"
+# Anserini skips a document whose vector is empty (an empty document, or one whose weights all
+# round to 0); it is indexed with this one term instead, which no query has (query terms are
+# vocabulary ids in decimal), so it is counted and matches nothing.
+EMPTY_TERM = "_empty"
 SEISMIC_BUILD = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.6, "doc_cut": 15}
 SEISMIC_SEARCH = {"query_cut": 20, "heap_factor": 0.7}
 
@@ -167,8 +171,8 @@ def _impact_rows(vectors: SparseVectors, scale: float):
         terms, weights = vectors.row(i)
         impacts = quantize(weights, scale)
         keep = impacts > 0
-        yield {"id": doc_id, "contents": "", "vector": dict(zip(map(str, terms[keep].tolist()),
-                                                                 impacts[keep].tolist()))}
+        vector = dict(zip(map(str, terms[keep].tolist()), impacts[keep].tolist()))
+        yield {"id": doc_id, "contents": "", "vector": vector or {EMPTY_TERM: 1}}
 
 
 @contextmanager

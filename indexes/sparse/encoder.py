@@ -28,7 +28,7 @@ import torch
 
 from indexes.sparse.queries import VocabularyMismatchError, vocabulary_checksum
 from indexes.sparse.vectors import SparseVectors
-from retriever.core.errors import InputError, MissingResourceError
+from retriever.core.errors import MissingResourceError
 from retriever.core.models import resolve_model
 from retriever.core.progress import progress
 
@@ -107,19 +107,18 @@ class DocEncoder:
         computed (the others are left out): exact for queries made of those terms, and
         much cheaper than the whole vocabulary (dev evaluation during training).
 
-        Raises:
-            InputError: a document with no text (naming it).
+        A document with no text (legal input) gets an empty vector: it matches no query term.
         """
         ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
-        for doc_id, text in zip(ids, texts):
-            if not text or not text.strip():
-                raise InputError(f"document {doc_id!r} has no text to encode")
-        lengths = [len(e) for e in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")
+        empty = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32))
+        present = [i for i, text in enumerate(texts) if text and text.strip()]
+        lengths = [len(e) for e in self.tokenizer([texts[i] for i in present], truncation=True,
+                                                  max_length=self.max_length)["input_ids"]] if present else []
+        order = np.asarray(present, dtype=np.int64)[np.argsort(lengths, kind="stable")]
         columns = None if terms is None else torch.from_numpy(np.asarray(terms, dtype=np.int64))
         term_ids = None if terms is None else np.asarray(terms, dtype=np.int32)
-        rows: list[tuple[np.ndarray, np.ndarray]] = [None] * len(texts)  # type: ignore[list-item]
-        with torch.inference_mode(), progress(total=len(texts), desc="encoding documents", unit="doc") as bar:
+        rows: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(texts)
+        with torch.inference_mode(), progress(total=len(present), desc="encoding documents", unit="doc") as bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 weights = self.weights(self.tokenize([texts[i] for i in chunk]), columns)

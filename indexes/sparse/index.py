@@ -33,28 +33,39 @@ from tokenizers import Tokenizer
 
 from indexes.base import Index
 from indexes.bm25 import add_segments
-from indexes.onnx import check_runtime
-from indexes.sparse.backends import LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
+from indexes.onnx import RUNTIMES
+from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
-from retriever.core.errors import SpecError
+from retriever.core.settings import OMIT, Schema, Setting, above, at_least, one_of, within
 from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
 VECTORS_FILE = "vectors.arrow"
 ENCODE_CHUNK = 256  # documents per encode call (sorted by length inside it); shards are whole chunks
-DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "max_length": 256, "top_k": 0, "threshold": 0.0,
-                            "backend": "lucene", "scale": 100.0, "runtime": "torch"}
-_TYPES = {"max_length": int, "top_k": int, "threshold": float, "scale": float, "n_postings": int,
-          "centroid_fraction": float, "summary_energy": float, "doc_cut": int}
+SCHEMA = Schema("sparse", (
+    Setting("model", str, DEFAULT_MODEL, help="masked-LM directory of the document encoder"),
+    Setting("max_length", int, 256, at_least(3), "document length in tokens"),
+    Setting("top_k", int, 0, at_least(0), "keep the top_k terms per document (0: all)"),
+    Setting("threshold", float, 0.0, help="drop term weights at or below this"),
+    Setting("backend", str, "lucene", one_of(*BACKENDS), "lucene (impact index) or seismic"),
+    Setting("scale", float, 100.0, above(0), "Lucene impact quantization"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "document encoder runtime: torch, onnx or onnx-int8"),
+    # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
+    Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
+    Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
+    Setting("summary_energy", float, OMIT, within(0, 1), "Seismic: energy kept in block summaries"),
+    Setting("doc_cut", int, OMIT, at_least(1), "Seismic: terms per document used in clustering"),
+))
 
 
 class SparseIndex(Index):
     """Inference-free learned sparse retrieval over a Lucene impact index or Seismic."""
 
     kind = "sparse"
+    schema = SCHEMA
     combine = "merge"  # vectors concatenated, document frequencies summed, Lucene impact shards addIndexes'd
     shard_block = ENCODE_CHUNK
     shard_independent_scores = True  # query weights come from the merged (global) IDF table
@@ -70,8 +81,16 @@ class SparseIndex(Index):
         self._exact: ExactBackend | None = None
 
     @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The schema's checks; the Seismic build settings default to ``SEISMIC_BUILD`` with that backend."""
+        checked = SCHEMA.parse(settings)
+        if checked["backend"] == "seismic":
+            checked = {**checked, **{k: v for k, v in SEISMIC_BUILD.items() if k not in checked}}
+        return checked
+
+    @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        persisted = parse_settings(settings)
+        persisted = dict(settings)
         encoder = load_encoder(persisted)
         started = time.perf_counter()
         vectors = encode_corpus(encoder, corpus.iter_batches(ENCODE_CHUNK))
@@ -157,24 +176,6 @@ class SparseIndex(Index):
 
     def close(self) -> None:
         self._backend.close()
-
-
-def parse_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Validate spec settings and fill in defaults (the backend's own ones included)."""
-    known = set(DEFAULTS) | set(SEISMIC_BUILD)
-    unknown = set(settings) - known
-    if unknown:
-        raise SpecError(f"unknown sparse setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    out = {**DEFAULTS, **({**SEISMIC_BUILD} if settings.get("backend") == "seismic" else {}), **settings}
-    backend_class(out["backend"])
-    check_runtime(out["runtime"])
-    try:
-        out = {key: _TYPES[key](value) if key in _TYPES else value for key, value in out.items()}
-    except ValueError as e:
-        raise SpecError(f"bad sparse setting value: {e}") from None
-    if out["max_length"] < 3 or out["top_k"] < 0 or out["scale"] <= 0:
-        raise SpecError("sparse settings need max_length >= 3, top_k >= 0 and scale > 0")
-    return out
 
 
 def load_encoder(settings: dict[str, Any]) -> DocEncoder:

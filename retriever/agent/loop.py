@@ -2,21 +2,31 @@
 
 Each hop runs the same stages:
 
+Before the first hop the question is read (:func:`~retriever.agent.plan.plan`):
+the entities a comparison compares, and how many hops its chain of relations needs.
+Each hop then runs the same stages:
+
 1. **retrieve** the hop's query over the engine's indexes (``using``, default
-   ``hybrid``: RRF over every index), and add the documents the question (first
-   hop) and the best new hits *mention by title* (bridge entities, no model);
-2. **select**: order the whole pool so the most likely document chain comes first
-   (:meth:`Pool.ordered`), then let the reranker (``top(k=5)`` by default; any
-   :class:`~retriever.rerank.base.Reranker`) choose the evidence, knowing the
+   ``hybrid``: RRF over every index) — on the first hop also each compared entity's
+   name — and add the documents the question (first hop) and the best new hits
+   *mention by title* (bridge entities, no model);
+2. **select**: find the evidence chains in the pool (one per compared entity, or one
+   for the question, of any length: :meth:`Pool.chains`), order the pool so the chains
+   come first (:meth:`Pool.ordered`), then let the reranker (``top(k=5)`` by default;
+   any :class:`~retriever.rerank.base.Reranker`) choose the evidence, knowing the
    question, the hop and the evidence kept so far;
 3. **refine**: keep the useful sentences of each passage;
-4. **decide**: with a language model, answer or write the next search query; without
-   one, stop when the best pair is linked and covers the question, else expand the
-   query with the evidence's bridge titles and salient terms.
+4. **decide**: with a language model, answer or write the next sub-question; without
+   one, stop when every part of the question is covered by a linked chain
+   (:meth:`Pool.covered`), else search for what is missing: the uncovered compared
+   entity, or the question expanded with the evidence's bridge titles and salient terms.
 
-The loop, never the model, owns the budgets: at most ``max_hops`` retrievals, one
-LM call per hop plus one final answer, ``max_tokens`` LM tokens and ``max_seconds``
-(retrieval time plus the LM time each call took when it ran) per question.
+The loop, never the model, owns the budgets: at most ``min(max_hops, expected
+hops)`` retrievals (one more with a model, which may need to rephrase), one LM call
+per hop plus one final answer, ``max_tokens`` LM tokens and ``max_seconds``
+(retrieval time plus the LM time each call took when it ran) per question. The
+citations are the chains' documents among the passages passed, and any passage
+that contains the answer.
 
 Example:
     >>> agent = Agent(Engine.open("work/hotpotqa"), load_generator("qwen2.5-coder-1.5b-instruct.gguf"))
@@ -32,10 +42,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from retriever.agent.evidence import Lexicon, Pool, refine
+from retriever.agent.plan import Plan, plan
 from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_decision, reader_messages
 from retriever.agent.trace import Evidence, Hop, Trace
 from retriever.core.errors import SpecError
 from retriever.generate.base import Generation, Generator, Message
+from retriever.core.text import words
 from retriever.core.types import Hit
 from retriever.rerank.base import RerankContext, Reranker, load_reranker, wants_signals
 
@@ -53,12 +65,12 @@ class Budget:
     """Per-question limits the loop enforces whatever the model or the documents say.
 
     Attributes:
-        max_hops: retrieval rounds.
+        max_hops: the most retrieval rounds (a question gets fewer when it expects fewer hops).
         max_tokens: LM tokens, prompt and completion together.
         max_seconds: retrieval time plus LM time.
     """
 
-    max_hops: int = 2
+    max_hops: int = 4
     max_tokens: int = 8192
     max_seconds: float = 300.0
 
@@ -136,18 +148,22 @@ class _Run:
     def __init__(self, agent: Agent, question: str):
         self.agent, self.question = agent, question
         self.pool = Pool(question, agent.lexicon)
+        self.plan: Plan = plan(question, agent.lexicon.mention_keys(question))
+        self.hops = min(agent.budget.max_hops, self.plan.hops + (agent.generator is not None))
         self.trace = Trace(question, agent.config(), agent.generator.name if agent.generator else None)
+        self.trace.plan = {"parts": list(self.plan.parts), "hops": self.hops}
         self.kept: list[Hit] = []
+        self.chains: list[tuple[str, ...]] = []
         self.answer: str | None = None
 
     def result(self) -> Answer:
         query, source = self.question, "question"
-        for hop in range(self.agent.budget.max_hops):
+        for hop in range(self.hops):
             record = self.retrieve(hop, query, source)
             if hop and not record.retrieved_new:
                 self.stop(record.hop_record, "no_new_evidence")
                 break
-            if hop + 1 == self.agent.budget.max_hops:
+            if hop + 1 == self.hops:
                 self.stop(record.hop_record, "max_hops")
                 break
             if self.over_time():
@@ -162,18 +178,23 @@ class _Run:
 
     def retrieve(self, hop: int, query: str, source: str) -> "_Retrieved":
         agent, started = self.agent, time.perf_counter()
-        retrieved = agent.engine.retrieve([query], k=agent.candidates, using=agent.using)[0]
-        hits = agent.engine.hits(retrieved.ranking)
-        new = self.pool.add(hits, f"hop{hop}")
-        mentioned = set().union(*(self.pool.candidates[h.doc_id].mentions for h in hits[:LINK_FROM]))
+        parts = list(self.plan.parts) if hop == 0 else []
+        results = agent.engine.retrieve([query, *parts], k=agent.candidates, using=agent.using)
+        retrieved, mentioned, new, searched = results[0], set(), [], []
+        for index, result in enumerate(results):
+            hits = agent.engine.hits(result.ranking)
+            new += self.pool.add(hits, f"hop{hop}" if index == 0 else f"part{index - 1}")
+            mentioned |= set().union(*(self.pool.candidates[h.doc_id].mentions for h in hits[:LINK_FROM]))
+            searched += [h.doc_id for h in hits]
         if hop == 0:
             mentioned |= self.pool.question_mentions
         linked = self.pool.add(self._documents(sorted(mentioned - self.pool.candidates.keys())), "link", ranked=False)
-        ordered = self.pool.ordered()[:agent.candidates]
+        self.chains = self.pool.chains(self.plan)
+        ordered = self.pool.ordered(self.chains)[:agent.candidates]
         signals = retrieved.signals(agent.candidates) if wants_signals(agent.reranker) else {}
         context = RerankContext(question=self.question, hop=hop, kept=tuple(self.kept), signals=signals)
         self.kept = list(agent.reranker.rerank(query, ordered, context))[:agent.passages]
-        record = Hop(hop, query, source, retrieved=[h.doc_id for h in hits], linked=linked,
+        record = Hop(hop, query, source, retrieved=list(dict.fromkeys(searched)), linked=linked,
                      kept=[h.doc_id for h in self.kept], seconds=round(time.perf_counter() - started, 4))
         self.trace.hops.append(record)
         self.trace.seconds += record.seconds
@@ -182,13 +203,11 @@ class _Run:
     def decide(self, record: Hop) -> tuple[str, str] | None:
         """The next (query, source), or None when the loop stops here."""
         if self.agent.generator is None:
-            pair = self.pool.chain()
-            if len(pair) == 2 and self.pool.linked(*pair) and self.pool.coverage(pair) >= SUFFICIENT_COVERAGE:
+            if self.pool.covered(self.chains, self.plan, SUFFICIENT_COVERAGE):
                 self.stop(record, "sufficient")
                 return None
             record.decision = "search"
-            terms = [*self.pool.bridge_titles(self.kept), *self.pool.salient_terms(self.kept, 3)]
-            return " ".join([self.question, *terms]), "expansion"
+            return self.expansion(), "expansion"
         queries = [hop.query for hop in self.trace.hops]
         generation = self.call(record, decide_messages(self.question, self.passages(), queries[1:]))
         if generation is None:
@@ -203,6 +222,19 @@ class _Run:
             return None
         record.decision = "search"
         return decision.text, "llm"
+
+    def expansion(self) -> str:
+        """The no-LLM next query: the first uncovered compared entity with the predicate words its chain
+        lacks and its bridge titles; else the question with the evidence's bridge titles and salient terms."""
+        pool, plan = self.pool, self.plan
+        if plan.comparison:
+            per_part = self.chains if len(self.chains) == len(plan.parts) else [()] * len(plan.parts)
+            for part, chain in zip(plan.parts, per_part):
+                if not pool.covers(chain, plan, SUFFICIENT_COVERAGE):
+                    hits = [pool.candidates[d].hit for d in chain]
+                    return " ".join([part, *pool.uncovered([chain], plan), *pool.bridge_titles(hits)])
+        terms = [*pool.bridge_titles(self.kept), *pool.salient_terms(self.kept, 3)]
+        return " ".join([self.question, *terms])
 
     def call(self, record: Hop, messages: list[Message]) -> Generation | None:
         """One LM call charged to ``record``; None (and the loop stops) when a budget forbids it."""
@@ -230,6 +262,7 @@ class _Run:
         passages = self.passages()
         self.trace.evidence = [Evidence(hit.doc_id, hit.title, self._hop_of(hit.doc_id), sentences)
                                for hit, sentences in zip(self.kept, self._sentences())]
+        self.trace.chains = [list(chain) for chain in self.chains]
         last = self.trace.hops[-1]
         if self.answer is None and self.agent.generator is not None and self.trace.stop_reason not in (
                 "token_budget", "time_budget"):
@@ -270,16 +303,16 @@ class _Run:
         return max(scored, key=lambda pair: pair[0])[1] if scored else ""
 
     def _sentence_coverage(self, sentence: str) -> float:
-        from retriever.agent.evidence import words
-
         found = set(words(sentence))
         lexicon = self.pool.lexicon
         return sum(lexicon.idf(w) for w in self.pool.question_words if w in found)
 
     def _citations(self) -> list[str]:
-        """The evidence chain (the first two passages) and any passage that contains the answer."""
+        """The evidence chains' documents among the passages passed, and any passage that contains the answer."""
         answer = (self.answer or "").lower()
-        cited = [hit.doc_id for hit in self.kept[:2]]
+        passed = {hit.doc_id for hit in self.kept}
+        cited = [doc_id for chain in self.chains for doc_id in chain if doc_id in passed] or \
+            [hit.doc_id for hit in self.kept[:1]]
         if answer and answer not in ("yes", "no"):
             cited += [hit.doc_id for hit in self.kept if answer in (hit.title + " " + hit.text).lower()]
         return list(dict.fromkeys(cited))

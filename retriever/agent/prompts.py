@@ -20,9 +20,10 @@ SYSTEM = ("You answer questions using documents returned by a search engine. The
 # Format placeholders, not worked examples: small models copy concrete examples verbatim.
 ANSWER_RULE = ("Reply with exactly one line, ANSWER: <answer>, where <answer> is the shortest answer to the question "
                "(a name, a date, a number, or yes/no).")
-DECIDE_RULE = ("Reply with exactly one line. If the documents contain the answer, reply ANSWER: <answer>, where <answer> "
-               "is the shortest answer (a name, a date, a number, or yes/no). If a fact needed to answer is missing from "
-               "the documents, reply SEARCH: <query>, where <query> is a short search query for that missing fact.")
+DECIDE_RULE = ("Reply with exactly one line. If the documents contain the answer, reply ANSWER: <answer>, "
+               "where <answer> is the shortest answer (a name, a date, a number, or yes/no). If a fact needed to "
+               "answer is missing from the documents, reply SEARCH: <query>, where <query> is a short sub-question "
+               "(or search query) for the first missing fact.")
 STOP = ("\n",)
 
 

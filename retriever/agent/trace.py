@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TRACE_VERSION = 1
+TRACE_VERSION = 2
 STOP_REASONS = ("answered", "sufficient", "max_hops", "token_budget", "time_budget", "no_new_evidence",
                 "repeated_query")
 
@@ -53,6 +53,8 @@ class Trace:
     model: str | None
     hops: list[Hop] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
+    plan: dict[str, Any] = field(default_factory=dict)  # compared entities ("parts") and the hop budget
+    chains: list[list[str]] = field(default_factory=list)  # the evidence chains (doc ids) found at the end
     answer: str = ""
     citations: list[str] = field(default_factory=list)
     stop_reason: str = ""
@@ -89,7 +91,8 @@ TRACE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "retriever agent trace",
     "type": "object",
-    "required": ["version", "question", "config", "model", "hops", "evidence", "answer", "citations",
+    "required": ["version", "question", "config", "model", "hops", "evidence", "plan", "chains", "answer",
+                 "citations",
                  "stop_reason", "lm_calls", "prompt_tokens", "completion_tokens", "seconds"],
     "additionalProperties": False,
     "properties": {
@@ -112,6 +115,9 @@ TRACE_SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": False, "required": ["doc_id", "title", "hop", "sentences"],
             "properties": {"doc_id": {"type": "string"}, "title": {"type": "string"}, "hop": _COUNT,
                            "sentences": _STRINGS}}},
+        "plan": {"type": "object", "required": ["parts", "hops"], "properties": {
+            "parts": _STRINGS, "hops": {"type": "integer", "minimum": 1}}},
+        "chains": {"type": "array", "items": _STRINGS},
         "answer": {"type": "string"},
         "citations": _STRINGS,
         "stop_reason": {"enum": list(STOP_REASONS)},

@@ -19,14 +19,20 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from retriever.core.errors import InputError
-from retriever.core.storage import link_tree, read_manifest, staging_dir, write_manifest
+from retriever.core.errors import IndexFormatError, InputError
+from retriever.core.storage import check_sizes, file_sha256, link_tree, read_manifest, staging_dir, write_manifest
 
 FORMAT_VERSION = 1
 SCHEMA = pa.schema(
     [("_id", pa.string()), ("title", pa.string()), ("text", pa.string()), ("metadata", pa.string())]
 )
 _BATCH_ROWS = 8192
+# Lucene refuses a term longer than this many UTF-8 bytes (and Anserini then silently skips the
+# document and every one after it), so longer ids are rejected when the corpus is read.
+MAX_ID_BYTES = 32766
+# Parts whose bytes were checked in this process: (device, inode, size, mtime, sha256). A part is
+# hard-linked into later generations, so it is hashed once, not once per generation.
+_VERIFIED: set[tuple[int, int, int, int, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ def document_from_record(record: Any, path: str | None = None, line: int | None 
         raise InputError(f"'_id' must be a string, got {type(doc_id).__name__}", path, line)
     if not doc_id.strip():
         raise InputError("empty '_id'", path, line)
+    id_bytes = len(doc_id.encode("utf-8", "surrogatepass"))
+    if id_bytes > MAX_ID_BYTES:
+        raise InputError(f"'_id' is {id_bytes} bytes long; ids may have at most {MAX_ID_BYTES} bytes "
+                         f"(Lucene's term limit)", path, line)
     title = record.get("title") or ""
     text = record.get("text")
     if text is None:
@@ -80,7 +90,20 @@ def document_from_record(record: Any, path: str | None = None, line: int | None 
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InputError(f"document {doc_id!r}: 'metadata' must be an object", path, line)
+    for name, value in (("_id", doc_id), ("title", title), ("text", text)):
+        _check_unicode(value, name, doc_id, path, line)
     return Document(doc_id, title, text, dict(metadata))
+
+
+def _check_unicode(value: str, field_name: str, doc_id: str, path: str | None, line: int | None) -> None:
+    """Reject a string that cannot be written as UTF-8 (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        shown = doc_id.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:80]
+        raise InputError(f"document {shown!r}: {field_name!r} holds a lone surrogate "
+                         f"{value[e.start]!r} at character {e.start}, which is not valid Unicode text",
+                         path, line) from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -132,12 +155,51 @@ class Corpus:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory, kind="corpus", max_version=FORMAT_VERSION)
-        tables = [
-            pa.ipc.open_file(pa.memory_map(str(self.directory / part["file"]))).read_all()
-            for part in self.manifest["parts"]
-        ]
+        parts = self.manifest.get("parts")
+        if not isinstance(parts, list) or not all(isinstance(p, dict) and isinstance(p.get("file"), str)
+                                                  for p in parts):
+            raise IndexFormatError(f"{self.directory / 'manifest.json'}: 'parts' is missing or malformed")
+        if not isinstance(self.manifest.get("checksum"), str):
+            raise IndexFormatError(f"{self.directory / 'manifest.json'}: 'checksum' is missing")
+        check_sizes(self.directory, self.manifest)
+        tables = [self._read_part(part) for part in parts]
         self._table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
         self._row_of: dict[str, int] | None = None
+
+    def _read_part(self, part: dict) -> pa.Table:
+        """One Arrow part, memory-mapped, after checking its bytes against the manifest's sha256.
+
+        A part is write-once (hard-linked into later generations), so its hash is checked
+        once per process; garbage written into a part is reported, never served.
+        """
+        path = self.directory / part["file"]
+        expected = (self.manifest.get("files") or {}).get(part["file"], {}).get("sha256")
+        try:
+            stat = path.stat()
+            key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, expected or "")
+            if expected and key not in _VERIFIED:
+                if file_sha256(path) != expected:
+                    raise IndexFormatError(f"{path}: checksum mismatch: the corpus part is damaged; "
+                                           f"rebuild the engine (check with `retriever index verify`)")
+                _VERIFIED.add(key)
+            return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        except (OSError, pa.ArrowException) as e:
+            raise IndexFormatError(f"{path}: cannot read the corpus part ({e}); "
+                                   f"check with `retriever index verify`") from None
+
+    def verify(self) -> list[str]:
+        """Problems found by recomputing each part's content digest (empty when intact)."""
+        problems = []
+        for part in self.manifest["parts"]:
+            try:
+                table = pa.ipc.open_file(pa.memory_map(str(self.directory / part["file"]))).read_all()
+                table.validate(full=True)
+            except (OSError, pa.ArrowException) as e:
+                problems.append(f"{self.directory / part['file']}: unreadable ({e})")
+                continue
+            if _content_digest(table) != part.get("sha256"):
+                problems.append(f"{self.directory / part['file']}: content checksum mismatch")
+        return problems
 
     @classmethod
     def open(cls, directory: Path) -> "Corpus":
@@ -178,7 +240,8 @@ class Corpus:
             part = _write_part(tmp / f"part-{len(parts):05d}.arrow", located_documents(docs), seen)
             if part["rows"] == 0:
                 raise InputError("no documents to add")
-            _write_corpus_manifest(tmp, parts + [part], self.manifest.get("source", ""))
+            _write_corpus_manifest(tmp, parts + [part], self.manifest.get("source", ""),
+                                   (self.directory, self.manifest))
         return Corpus(directory)
 
     def view(self, start: int, stop: int) -> "Corpus":
@@ -246,6 +309,18 @@ def _document(row: dict) -> Document:
     return Document(row["_id"], row["title"] or "", row["text"] or "", metadata)
 
 
+def _content_digest(table: pa.Table) -> str:
+    """The digest :func:`_write_part` computes, recomputed from a written part."""
+    digest = hashlib.sha256()
+    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+        for row in batch.to_pylist():
+            for name in SCHEMA.names:
+                value = (row[name] or "").encode()
+                digest.update(len(value).to_bytes(8, "little"))
+                digest.update(value)
+    return digest.hexdigest()
+
+
 def _write_part(path: Path, docs: Iterable[tuple[Document, str | None, int | None]],
                 seen: dict[str, tuple[str | None, int | None]]) -> dict:
     """Write one Arrow part, checking ids against ``seen`` (id -> where first seen)."""
@@ -278,7 +353,8 @@ def _write_part(path: Path, docs: Iterable[tuple[Document, str | None, int | Non
     return {"file": path.name, "rows": rows, "sha256": digest.hexdigest()}
 
 
-def _write_corpus_manifest(directory: Path, parts: list[dict], source: str) -> None:
+def _write_corpus_manifest(directory: Path, parts: list[dict], source: str,
+                           reuse: tuple[Path, dict] | None = None) -> None:
     checksum = hashlib.sha256("".join(p["sha256"] for p in parts).encode()).hexdigest()
-    write_manifest(directory, "corpus", FORMAT_VERSION, doc_count=sum(p["rows"] for p in parts),
+    write_manifest(directory, "corpus", FORMAT_VERSION, reuse=reuse, doc_count=sum(p["rows"] for p in parts),
                    checksum=checksum, parts=parts, source=source)

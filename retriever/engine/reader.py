@@ -1,6 +1,8 @@
 """A reader: one generation of an engine directory, with indexes opened on first use.
 
-Opening a reader reads ``engine.json`` and nothing else; the corpus is memory-mapped when a
+Opening a reader takes a lease on the live generation (a shared lock the writer checks
+before removing an old generation, so a reader may first touch an index long after
+opening) and reads ``engine.json``; the corpus is memory-mapped when a
 document is first needed and each index is opened when it is first searched, so a ``bm25``
 query never loads the dense or sparse models (nor imports torch).
 
@@ -21,7 +23,7 @@ from retriever.core.errors import IndexFormatError, SpecError
 from retriever.core.storage import read_manifest
 from retriever.core.types import Hit, Ranking
 from retriever.engine.stage import Retrieved, retrieve
-from retriever.engine.state import read_state
+from retriever.engine.state import Lease
 from retriever.fusion import Fusion
 
 Using = str | Sequence[str]
@@ -33,17 +35,19 @@ class Reader:
     Thread-safe: concurrent first uses of an index open it once.
     """
 
-    def __init__(self, path: Path, state: dict[str, Any]):
+    def __init__(self, path: Path, state: dict[str, Any], lease: Lease | None = None):
         self.path = Path(path)
         self.state = state
+        self._lease = lease
         self._corpus: Corpus | None = None
         self._indexes: dict[str, Index] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path) -> "Reader":
-        """Open the live generation of the engine directory ``path``."""
-        return cls(Path(path), read_state(Path(path)))
+        """Open the live generation of the engine directory ``path`` (and hold a lease on it until :meth:`close`)."""
+        lease = Lease(Path(path))
+        return cls(Path(path), lease.state, lease)
 
     @property
     def generation(self) -> int:
@@ -128,11 +132,14 @@ class Reader:
         return [Hit(doc.doc_id, score, doc.title, doc.text) for doc, (_, score) in zip(docs, ranking)]
 
     def close(self) -> None:
-        """Close every index opened so far."""
+        """Close every index opened so far and give the generation's lease back."""
         with self._lock:
             for index in self._indexes.values():
                 index.close()
             self._indexes.clear()
+            self._corpus = None
+            if self._lease is not None:
+                self._lease.release()
 
     def _corpus_checksum(self) -> str | None:
         if self._corpus is not None:

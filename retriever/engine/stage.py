@@ -3,6 +3,11 @@
 Everything that retrieves (``Engine.search``, the agentic loop, reranked evaluation, the RL
 episodes) goes through :func:`retrieve`, so an index is never searched twice for one query and
 rerankers read each index's ranking (their signals) from what fusion already had.
+
+One depth rule holds everywhere (the API, ``retriever search``, ``retriever eval beir``,
+``retriever eval check``): under fusion each index is read to ``max(k, depth)`` hits, where
+``depth`` defaults to :data:`DEFAULT_DEPTH` (100) and every caller can override it (``depth=``
+in the API, ``--depth`` on the command line). A single index is read to ``k``.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from indexes.base import Index
+from retriever.core.errors import SpecError
 from retriever.core.types import Ranking
 from retriever.fusion import Fusion
 
 DEFAULT_DEPTH = 100
+"""Per-index depth before fusion when the caller gives none (see the module docstring)."""
 Signals = Mapping[str, Mapping[str, tuple[int, float]]]
 
 
@@ -36,6 +43,12 @@ class Retrieved:
                 for name, run in self.per_index.items()}
 
 
+def check_k(k: object) -> None:
+    """Raise :class:`SpecError` unless ``k`` (hits wanted) is a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SpecError(f"k must be a positive whole number of hits, got {k!r}")
+
+
 def retrieve(index: Callable[[str], Index], target: Fusion | str, queries: Sequence[str], k: int,
              depth: int | None = None, knobs: Mapping[str, Mapping[str, Any]] | None = None) -> list[Retrieved]:
     """Search ``queries`` with ``target`` (an index name or a fusion), each index once.
@@ -44,12 +57,21 @@ def retrieve(index: Callable[[str], Index], target: Fusion | str, queries: Seque
         index: opens an index by name (a reader's lazy lookup).
         target: an index name, or a :class:`Fusion` over several.
         queries: query strings.
-        k: results per query.
+        k: results per query (at least 1).
         depth: how deep each index is read before fusion (default ``max(k, DEFAULT_DEPTH)``).
         knobs: per-index search knobs, e.g. ``{"dense": {"nprobe": 16}}``.
+
+    Raises:
+        SpecError: ``k`` or ``depth`` is not a positive integer, or a query is not a string.
     """
+    check_k(k)
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise SpecError(f"depth must be a positive whole number, got {depth!r}")
     knobs = knobs or {}
     queries = list(queries)
+    bad = [q for q in queries if not isinstance(q, str)]
+    if bad:
+        raise SpecError(f"a query must be a string, got {type(bad[0]).__name__}")
     if isinstance(target, str):
         runs = index(target).search(queries, k, **knobs.get(target, {}))
         return [Retrieved(run, {target: run}) for run in runs]

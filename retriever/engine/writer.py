@@ -1,10 +1,16 @@
 """The writer: every change to an engine directory is one transaction.
 
 A transaction takes the writer lock, reads the live state, hands out new generation
-directories, and on success replaces ``engine.json`` atomically and removes the
-directories the new state no longer names. On any failure it removes what it created
-and the previous state stays live and intact. ``build``, ``build_indexes`` and ``add``
-are each one transaction.
+directories (recording each in ``.journal.json`` before it is created), and on success
+replaces ``engine.json`` atomically. On any failure it removes what it created and the
+previous state stays live and intact; after a crash, the next write removes what the
+journal lists. ``build``, ``build_indexes`` and ``add`` are each one transaction.
+
+Directories the new state no longer names are recorded as ``retired`` in ``engine.json``
+and removed only when no reader holds a lease on a generation that used them (see
+:class:`retriever.engine.state.Lease`); otherwise a later write (or :func:`collect`)
+removes them. Nothing else in the engine directory is ever touched: a user's folder, a
+symlink, a file.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from indexes.base import Index, build_index, canonical_spec, extend_index, open_index, parse_index_spec
 from retriever.core.corpus import Corpus, Document, located_documents, read_beir_corpus
-from retriever.core.errors import SpecError
+from retriever.core.errors import IndexFormatError, SpecError
 from retriever.core.progress import progress
-from retriever.core.storage import MANIFEST, TMP_PREFIX
-from retriever.engine.state import (FORMAT_VERSION, LOCK, STATE, generation_dir, live_dirs, locked, read_state,
-                                    write_state)
+from retriever.core.storage import TMP_PREFIX, read_json, write_json_atomic
+from retriever.engine.state import (FORMAT_VERSION, JOURNAL, LOCK, READERS, STATE, drop_leases, generation_dir,
+                                    generation_of, live_dirs, locked, read_state, readers_of, write_state)
 
 Documents = str | Path | Iterable[Any]
 
@@ -38,12 +44,19 @@ class Transaction:
         generation = previous["generation"] + 1 if previous else 1
         self.state: dict[str, Any] = (
             {**previous, "generation": generation, "indexes": dict(previous["indexes"]),
-             "specs": dict(previous.get("specs", {}))} if previous else
-            {"format_version": FORMAT_VERSION, "generation": generation, "corpus": "", "indexes": {}, "specs": {}})
+             "specs": dict(previous.get("specs", {})), "retired": dict(previous.get("retired", {}))}
+            if previous else
+            {"format_version": FORMAT_VERSION, "generation": generation, "corpus": "", "indexes": {}, "specs": {},
+             "retired": {}})
+        self.created: list[str] = []
 
     def directory(self, name: str) -> Path:
-        """This transaction's new directory for ``name`` (an index name, or ``corpus``)."""
-        return self.path / generation_dir(name, self.state["generation"])
+        """This transaction's new directory for ``name`` (an index name, or ``corpus``), journaled."""
+        directory = generation_dir(name, self.state["generation"])
+        if directory not in self.created:
+            self.created.append(directory)
+            write_json_atomic(self.path / JOURNAL, {"generation": self.state["generation"], "dirs": self.created})
+        return self.path / directory
 
     @property
     def corpus_dir(self) -> Path:
@@ -88,27 +101,38 @@ def transaction(path: Path, create: bool = False, overwrite: bool = False) -> It
     if create:
         path.mkdir(parents=True, exist_ok=True)
     with locked(path):
+        _recover(path)
         exists = (path / STATE).exists()
         if create and exists and not overwrite:
             raise FileExistsError(f"{path} already holds an engine; pass overwrite=True (--overwrite) to replace it")
         if not exists:
             if not create:
                 read_state(path)  # raises: not an engine directory
-            _clear_crashed_build(path)
+            _refuse_foreign(path)
         previous = read_state(path) if exists else None
-        if previous:
-            _collect_garbage(path, previous)
         tx = Transaction(path, previous)
         try:
             yield tx
+            if previous:
+                for directory in live_dirs(previous) - live_dirs(tx.state):
+                    tx.state["retired"][directory] = previous["generation"]
             write_state(path, tx.state)
         except BaseException:
-            if previous is None:
-                _clear_crashed_build(path)
-            else:
-                _collect_garbage(path, previous)
+            _remove_created(path, tx.created)
+            (path / JOURNAL).unlink(missing_ok=True)
             raise
-        _collect_garbage(path, tx.state)
+        (path / JOURNAL).unlink(missing_ok=True)
+        _collect(path, tx.state)
+
+
+def collect(path: str | Path) -> bool:
+    """Remove retired directories no reader uses any more; False when a writer is busy (nothing done)."""
+    try:
+        with locked(Path(path)):
+            _collect(Path(path), read_state(Path(path)))
+    except IndexFormatError:
+        return False
+    return True
 
 
 def build(path: str | Path, documents: Documents | Corpus, indexes: Sequence[str], overwrite: bool = False) -> None:
@@ -181,22 +205,54 @@ def _store_documents(directory: Path, documents: Documents | Corpus) -> Corpus:
     return Corpus.create(directory, read_documents(documents), source=source)
 
 
-def _collect_garbage(path: Path, state: dict) -> None:
-    """Remove directories the live state does not name (old generations, crashed temporaries)."""
-    live = {*live_dirs(state), STATE, LOCK}
+def _collect(path: Path, state: dict) -> None:
+    """Remove each retired directory once no reader holds a generation that used it (under the writer lock)."""
+    retired = dict(state.get("retired", {}))
+    for directory, last in list(retired.items()):
+        first = generation_of(directory)
+        if first is not None and readers_of(path, first, int(last)):
+            continue
+        entry = path / directory
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        del retired[directory]
+    if retired != state.get("retired", {}):
+        write_state(path, {**state, "retired": retired})
+    drop_leases(path, below=state["generation"])
+
+
+def _recover(path: Path) -> None:
+    """Remove what a write that crashed left: the directories its journal lists, their staging copies."""
+    journal = path / JOURNAL
+    if journal.exists():
+        try:
+            recorded = read_json(journal)
+            names = [d for d in recorded.get("dirs", []) if isinstance(d, str) and generation_of(d) is not None]
+        except (IndexFormatError, AttributeError):
+            names = []
+        _remove_created(path, names)
     for entry in path.iterdir():
-        if entry.name not in live and (entry.is_dir() or entry.name.startswith(TMP_PREFIX)):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if entry.name.startswith((f"{TMP_PREFIX}{STATE}-", f"{TMP_PREFIX}{JOURNAL}-")) and entry.is_file():
+            entry.unlink()
+    journal.unlink(missing_ok=True)
 
 
-def _clear_crashed_build(path: Path) -> None:
-    """Remove what a build killed before writing ``engine.json`` left; refuse foreign files."""
-    ours = [e for e in path.iterdir() if e.name == LOCK or e.name.startswith(TMP_PREFIX)
-            or (e / MANIFEST).exists()]
-    foreign = [e.name for e in path.iterdir() if e not in ours]
+def _remove_created(path: Path, names: Sequence[str]) -> None:
+    """Remove the generation directories ``names`` (and their staging copies); never a symlink."""
+    live = live_dirs(read_state(path)) if (path / STATE).exists() else set()
+    for entry in path.iterdir():
+        for name in names:
+            if name in live:
+                continue
+            if entry.name == name or entry.name.startswith(f"{TMP_PREFIX}{name}-"):
+                if entry.is_symlink() or not entry.is_dir():
+                    continue
+                shutil.rmtree(entry)
+
+
+def _refuse_foreign(path: Path) -> None:
+    """A directory without ``engine.json`` may hold only the writer's own files; else refuse to build there."""
+    foreign = [e.name for e in path.iterdir() if e.name not in (LOCK, JOURNAL, READERS)]
     if foreign:
-        raise FileExistsError(f"{path} is not empty and holds no engine ({', '.join(sorted(foreign)[:3])}...); "
-                              "choose an empty directory")
-    for entry in ours:
-        if entry.name != LOCK:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        raise FileExistsError(f"{path} is not empty and holds no engine ({', '.join(sorted(foreign)[:3])}"
+                              f"{'...' if len(foreign) > 3 else ''}); choose an empty directory")

@@ -22,7 +22,7 @@ from typing import Any
 from retriever.core.errors import MissingResourceError, SpecError
 from retriever.generate.base import Generation, Generator, Message
 from retriever.generate.cache import CachedGenerator
-from retriever.generate.http import OpenAICompatible
+from retriever.generate.http import OpenAICompatible, split_credentials
 from retriever.core.specs import parse_spec
 
 __all__ = ["Generation", "Generator", "Message", "CachedGenerator", "OpenAICompatible", "load_generator",
@@ -85,4 +85,5 @@ def _construct(cls: type, spec: str, kwargs: dict[str, Any], settings: dict[str,
     try:
         return cls(**merged)
     except TypeError as e:
-        raise SpecError(f"language model {spec!r}: {e}") from None
+        shown = split_credentials(spec)[2] if spec.startswith(("http://", "https://")) else spec
+        raise SpecError(f"language model {shown!r}: {e}") from None

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -50,12 +51,33 @@ class Generator(Protocol):
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the first occurrence of any stop string."""
+    """``text`` (leading whitespace skipped) up to the first occurrence of any stop string.
+
+    A reply that starts with a newline therefore still gives its first line, not nothing.
+    """
+    text = text.lstrip()
     cut = min((text.find(s) for s in stop if s and s in text), default=len(text))
     return text[:cut]
 
 
+def backend_stops(stop: Sequence[str]) -> list[str]:
+    """The stop strings a backend may apply itself: not the whitespace-only ones.
+
+    A backend stopping at ``"\n"`` would stop at a reply's leading newline and return nothing;
+    those stops are applied by :func:`cut_at_stop` after the leading whitespace instead.
+    """
+    return [s for s in stop if s and s.strip()]
+
+
+_QUOTE = r"> \1"
+_ROLE_LINE = re.compile(r"(?im)^([ \t]*(?:system|user|assistant)[ \t]*:)")
+
+
 def plain_chat(messages: Sequence[Message]) -> str:
-    """A chat as plain text, for models without a chat template."""
-    lines = [f"{m['role'].upper()}: {m['content']}" for m in messages]
+    """A chat as plain text (``ROLE: content`` turns), for models without a chat template.
+
+    A line of content that starts like a turn (``ASSISTANT: ...``, any case) is quoted with
+    ``> `` so that text inside a message (a retrieved document) cannot forge a turn.
+    """
+    lines = [f"{m['role'].upper()}: {_ROLE_LINE.sub(_QUOTE, m['content'])}" for m in messages]
     return "\n\n".join(lines) + "\n\nASSISTANT:"

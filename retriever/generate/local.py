@@ -7,18 +7,23 @@
   optional extra ``pip install 'retriever[llm]'`` (quantized, fast on CPU).
 
 Both decode greedily. A model without a chat template gets a plain
-``ROLE: content`` transcript.
+``ROLE: content`` transcript. Text inside a message never becomes a special token: the
+tokenizer's special tokens (``[SEP]``, ``<|im_end|>``) are broken up in message content
+with a zero-width space before the prompt is rendered.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from retriever.core.errors import MissingResourceError
-from retriever.generate.base import Generation, Message, cut_at_stop, plain_chat
+from retriever.generate.base import Generation, Message, backend_stops, cut_at_stop, plain_chat
+
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 class TransformersGenerator:
@@ -51,6 +56,7 @@ class TransformersGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), **extra)
         self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **extra).eval()
         self.max_context = int(max_context)
+        self._specials = special_token_pattern(self.tokenizer)
         self.name = f"transformers:{path.name}{'/' + gguf_file if gguf_file else ''}"
 
     def generate(self, messages: Sequence[Message], max_tokens: int = 64,
@@ -58,6 +64,7 @@ class TransformersGenerator:
         import torch
 
         started = time.perf_counter()
+        messages = defuse_special_tokens(messages, self._specials)
         if getattr(self.tokenizer, "chat_template", None):
             prompt = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         else:
@@ -99,11 +106,31 @@ class LlamaCppGenerator:
                  stop: Sequence[str] = ()) -> Generation:
         started = time.perf_counter()
         reply = self.llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens, temperature=0.0,
-                                                top_k=1, stop=list(stop) or None)
+                                                top_k=1, stop=backend_stops(stop) or None)
         usage = reply.get("usage") or {}
         text = reply["choices"][0]["message"].get("content") or ""
         return Generation(cut_at_stop(text, stop).strip(), int(usage.get("prompt_tokens", 0)),
                           int(usage.get("completion_tokens", 0)), time.perf_counter() - started)
+
+
+def special_token_pattern(tokenizer: Any) -> re.Pattern | None:
+    """A pattern matching any of ``tokenizer``'s special tokens written as text (None if it has none)."""
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            specials.add(str(token.content))
+    specials = {t for t in specials if len(t) > 1}
+    if not specials:
+        return None
+    return re.compile("|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True)))
+
+
+def defuse_special_tokens(messages: Sequence[Message], pattern: re.Pattern | None) -> list[Message]:
+    """``messages`` with every special token in their content broken by a zero-width space."""
+    if pattern is None:
+        return list(messages)
+    return [{**m, "content": pattern.sub(lambda found: found.group(0)[0] + ZERO_WIDTH_SPACE + found.group(0)[1:],
+                                         m["content"])} for m in messages]
 
 
 def _require(module: str, install: str) -> Any:

@@ -11,8 +11,9 @@ Rerankers are named by spec strings, resolved by :func:`load_reranker`:
 cross-encoder (:mod:`retriever.rerank.cross`); ``rl(path=DIR)`` is the policy trained
 with reinforcement learning that chooses the order and how many to pass
 (:mod:`retriever.rerank.rl`). Other kinds register in :data:`RERANKERS` as
-``name -> "module:Class"``; each class takes the spec's key=value settings as
-keyword arguments.
+``name -> "module:Class"``; each class declares its settings as a
+:class:`~retriever.core.settings.Schema` (``schema``), checked before the class is
+built, and takes the typed settings as keyword arguments.
 
 Relevance is judged against the question a passage must help answer
 (:func:`judged_text`): in a later hop of the loop the query is a sub-question
@@ -28,9 +29,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from retriever.core.errors import SpecError
+from retriever.core.settings import Schema, Setting, at_least
 from retriever.core.specs import Spec, parse_spec
 from retriever.engine.stage import Signals
 
@@ -76,10 +78,10 @@ class Reranker(Protocol):
 class TopK:
     """The static baseline: keep the first ``k`` hits in retrieval order."""
 
+    schema = Schema("top", (Setting("k", int, 5, at_least(1), "how many hits to pass on"),))
+
     def __init__(self, k: int | str = 5):
-        self.k = int(k)
-        if self.k < 1:
-            raise SpecError(f"top(k={self.k}): k must be at least 1")
+        self.k = self.schema.parse({"k": k})["k"]
 
     def rerank(self, query: str, hits: Sequence["Hit"], context: RerankContext | None = None) -> list["Hit"]:
         return list(hits[: self.k])
@@ -93,17 +95,26 @@ def wants_signals(reranker: Reranker) -> bool:
     return bool(getattr(reranker, "wants_signals", False))
 
 
-def load_reranker(spec: str | Spec | Reranker) -> Reranker:
-    """A reranker from its spec string (``top(k=5)``), or ``spec`` itself if already one."""
-    if isinstance(spec, Reranker) and not isinstance(spec, (str, Spec)):
-        return spec
+def reranker_settings(spec: str | Spec) -> tuple[type, dict[str, Any]]:
+    """The reranker class a spec names and its typed, checked settings (nothing is loaded).
+
+    Raises:
+        SpecError: a malformed spec or an unknown reranker.
+        SettingError: an unknown setting or a bad value, naming it.
+    """
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     if parsed.name not in RERANKERS:
         raise SpecError(f"unknown reranker {parsed.name!r}; known: {', '.join(sorted(RERANKERS))}")
     if parsed.args:
         raise SpecError(f"reranker spec {str(parsed)!r}: settings must be key=value")
     module, name = RERANKERS[parsed.name].split(":")
-    try:
-        return getattr(importlib.import_module(module), name)(**parsed.kwargs)
-    except TypeError as e:
-        raise SpecError(f"reranker spec {str(parsed)!r}: {e}") from None
+    cls = getattr(importlib.import_module(module), name)
+    return cls, cls.schema.parse(parsed.kwargs)
+
+
+def load_reranker(spec: str | Spec | Reranker) -> Reranker:
+    """A reranker from its spec string (``top(k=5)``), or ``spec`` itself if already one."""
+    if isinstance(spec, Reranker) and not isinstance(spec, (str, Spec)):
+        return spec
+    cls, settings = reranker_settings(spec)
+    return cls(**settings)

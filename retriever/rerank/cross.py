@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from retriever.core.errors import SpecError
+from retriever.core.settings import Schema, Setting, at_least, within
+from retriever.core.specs import Spec
 from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.scores import CrossScorer
-from retriever.core.specs import Spec
 
 if TYPE_CHECKING:
     from retriever.core.types import Hit
@@ -43,13 +43,19 @@ class CrossReranker:
         cache: a directory where scores are kept across runs (a runtime knob).
     """
 
+    schema = Schema("cross", (
+        Setting("path", str, help="a cross-encoder directory"),
+        Setting("k", int, 5, at_least(1), "how many hits to pass on"),
+        Setting("mix", float, 0.0, within(0, 1), "weight of the normalized retrieval score"),
+        Setting("batch_size", int, 32, at_least(1), "pairs per forward pass"),
+        Setting("cache", str, None, help="directory of cached scores", nullable=True),
+    ))
+
     def __init__(self, path: str, k: int | str = 5, mix: float | str = 0.0, batch_size: int | str = 32,
                  cache: str | None = None):
-        self.k, self.mix = int(k), float(mix)
-        if self.k < 1 or not 0.0 <= self.mix <= 1.0:
-            raise SpecError(f"cross(k={k}, mix={mix}): k must be at least 1 and mix within [0, 1]")
-        self.path, self.cache = str(path), cache
-        self.scorer = CrossScorer(path, batch_size=int(batch_size), cache_dir=cache)
+        s = self.schema.parse({"path": path, "k": k, "mix": mix, "batch_size": batch_size, "cache": cache})
+        self.path, self.k, self.mix, self.cache = s["path"], s["k"], s["mix"], s["cache"]
+        self.scorer = CrossScorer(self.path, batch_size=s["batch_size"], cache_dir=self.cache)
 
     def scores(self, query: str, hits: Sequence["Hit"]) -> np.ndarray:
         """The final score of each hit (cross-encoder logit, or its mix with the retrieval score)."""

@@ -44,7 +44,7 @@ class PolicyConfig:
     """
 
     cross_encoder: str
-    indexes: tuple[str, ...] = ("bm25", "dense")
+    indexes: tuple[str, ...]
     hidden: int = 16
     max_k: int = 5
     min_k: int = 1

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
-from retriever.core.errors import SpecError
+from retriever.core.errors import SettingError
+from retriever.core.settings import Schema, Setting, at_least
+from retriever.core.specs import Spec
 from retriever.rerank.base import RerankContext, judged_text
 from retriever.rerank.features import candidates
 from retriever.rerank.policy import Policy
 from retriever.rerank.scores import CrossScorer
-from retriever.core.specs import Spec
 
 if TYPE_CHECKING:
     from retriever.core.types import Hit
@@ -38,16 +39,24 @@ class PolicyReranker:
     """
 
     wants_signals = True
+    schema = Schema("rl", (
+        Setting("path", str, help="a policy directory"),
+        Setting("max_k", int, None, at_least(1), "pass at most this many (at most the policy's max_k)",
+                nullable=True),
+        Setting("batch_size", int, 32, at_least(1), "cross-encoder pairs per forward pass"),
+        Setting("cache", str, None, help="directory of cached cross-encoder scores", nullable=True),
+    ))
 
     def __init__(self, path: str, max_k: int | str | None = None, batch_size: int | str = 32,
                  cache: str | None = None):
-        self.path = str(path)
-        self.policy = Policy.load(path)
-        self.max_k = int(max_k) if max_k is not None else None
-        if self.max_k is not None and not 1 <= self.max_k <= self.policy.config.max_k:
-            raise SpecError(f"rl(max_k={max_k}): must be between 1 and the policy's max_k "
-                            f"({self.policy.config.max_k})")
-        self.scorer = CrossScorer(self.policy.cross_encoder_path(path), batch_size=int(batch_size), cache_dir=cache)
+        s = self.schema.parse({"path": path, "max_k": max_k, "batch_size": batch_size, "cache": cache})
+        self.path, self.max_k = s["path"], s["max_k"]
+        self.policy = Policy.load(self.path)
+        if self.max_k is not None and self.max_k > self.policy.config.max_k:
+            raise SettingError("rl", "max_k", f"must be at most the policy's max_k ({self.policy.config.max_k}), "
+                               f"got {self.max_k}")
+        self.scorer = CrossScorer(self.policy.cross_encoder_path(self.path), batch_size=s["batch_size"],
+                                  cache_dir=s["cache"])
 
     def rerank(self, query: str, hits: Sequence["Hit"], context: RerankContext | None = None) -> list["Hit"]:
         if not hits:

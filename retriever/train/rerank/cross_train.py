@@ -12,7 +12,7 @@ the sentence-embedding model, stayed flat for hundreds of steps). Batches
 interleave the sources (e.g. NFCorpus and HotpotQA) in equal shares, so a small
 source is not drowned by a large one.
 
-Checkpoints (:mod:`retriever.train.rerank.checkpoint`) go to ``<out>.train/`` every
+Checkpoints (:mod:`retriever.core.checkpoint`) go to ``<out>.train/last/`` every
 ``checkpoint_every`` steps; a rerun resumes from the last one and ends with the
 same weights, because the group order is seeded by ``seed`` and each step's
 dropout by ``(seed, step)``. The final model is saved to ``out`` in the
@@ -38,9 +38,12 @@ import torch
 from retriever.core.errors import InputError
 from retriever.core.models import resolve_model
 from retriever.core.progress import progress
-from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
-from retriever.train.rerank.cross_data import Group
+from retriever.core.checkpoint import load_checkpoint, save_checkpoint
+from retriever.core.plots import line_plot
+from retriever.core.settings import above, at_least, option, schema_of, validate, within
+from retriever.fusion import first_stage_problem
 from retriever.core.storage import staging_dir, write_json_atomic
+from retriever.train.rerank.cross_data import Group
 
 BASE_MODEL = "all-MiniLM-L6-v2"
 HEAD = ("classifier.", "bert.pooler.")
@@ -48,7 +51,7 @@ HEAD = ("classifier.", "bert.pooler.")
 
 @dataclass(frozen=True)
 class CrossTrainSettings:
-    """Settings of one cross-encoder training run (saved in ``training.json``).
+    """Settings of one cross-encoder training run (saved in ``training.json``), checked by :data:`SCHEMA`.
 
     Attributes:
         base: the model to start from (path or bundled id).
@@ -71,22 +74,28 @@ class CrossTrainSettings:
     """
 
     base: str = BASE_MODEL
-    negatives: int = 3
-    positives: int = 2
-    depth: int = 30
-    using: str = "rrf(bm25,dense)"
-    max_length: int = 128
-    groups_per_step: int = 8
-    epochs: int = 1
-    max_steps: int | None = None
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    warmup: float = 0.05
-    weight_decay: float = 0.01
-    pointwise: float = 0.5
+    negatives: int = option(3, at_least(1))
+    positives: int = option(2, at_least(1))
+    depth: int = option(30, at_least(1))
+    using: str = option("rrf(bm25,dense)", first_stage_problem)
+    max_length: int = option(128, at_least(8))
+    groups_per_step: int = option(8, at_least(1))
+    epochs: int = option(1, at_least(1))
+    max_steps: int | None = option(None, at_least(1))
+    lr: float = option(1e-4, above(0))
+    head_lr: float = option(1e-3, above(0))
+    warmup: float = option(0.05, within(0, 1))
+    weight_decay: float = option(0.01, at_least(0))
+    pointwise: float = option(0.5, at_least(0))
     seed: int = 13
-    checkpoint_every: int = 50
-    threads: int = 1
+    checkpoint_every: int = option(50, at_least(1))
+    threads: int = option(1, at_least(1))
+
+    def __post_init__(self) -> None:
+        validate(self, SCHEMA)
+
+
+SCHEMA = schema_of(CrossTrainSettings, "train reranker")
 
 
 def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: CrossTrainSettings = CrossTrainSettings(),
@@ -116,7 +125,8 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
     per_epoch = math.ceil(len(sources) * max(map(len, sources)) / settings.groups_per_step)
     total = min(per_epoch * settings.epochs, settings.max_steps or per_epoch * settings.epochs)
     checkpoints = out.parent / f"{out.name}.train"
-    resumed = load_checkpoint(checkpoints, network, optimizer)
+    found = load_checkpoint(checkpoints / "last", network, optimizer)
+    resumed = found.meta if found else None
     if resumed and _without_threads(resumed["settings"]) != _without_threads(asdict(settings)):
         raise InputError(f"{checkpoints} holds a run with other settings ({resumed['settings']}); "
                          "delete it to start over")
@@ -141,9 +151,9 @@ def train_cross_encoder(groups: Sequence[Group], out: str | Path, settings: Cros
         bar.update(1)
         bar.set_postfix(loss=f"{_smoothed(history):.3f}")
         if step % settings.checkpoint_every == 0 or step == total:
-            meta = {"history": history, "seconds": time.perf_counter() - started, "settings": asdict(settings),
-                    "groups": len(groups)}
-            save_checkpoint(checkpoints, step, network, optimizer, meta)
+            meta = {"step": step, "history": history, "seconds": time.perf_counter() - started,
+                    "settings": asdict(settings), "groups": len(groups)}
+            save_checkpoint(checkpoints / "last", model=network, optimizer=optimizer, meta=meta)
             _plot(checkpoints / "loss.png", history)
     bar.close()
     summary = {"settings": asdict(settings), "groups": len(groups), "steps": step,
@@ -211,8 +221,7 @@ def _smoothed(history: list[dict], window: int = 50) -> float:
 
 
 def _plot(path: Path, history: list[dict]) -> None:
-    steps = [h["step"] for h in history]
-    smooth = [_smoothed(history[:i + 1]) for i in range(len(history))]
-    plot_curves(path, {"loss": (steps, [h["loss"] for h in history]), "moving mean (50)": (steps, smooth)},
-                "cross-encoder training", "step", "listwise CE + pointwise BCE")
+    smooth = [(h["step"], _smoothed(history[:i + 1])) for i, h in enumerate(history)]
+    line_plot(path, {"loss": [(h["step"], h["loss"]) for h in history], "moving mean (50)": smooth},
+              "cross-encoder training", "step", "listwise CE + pointwise BCE")
 

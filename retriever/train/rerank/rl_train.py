@@ -13,8 +13,8 @@
    ``S`` is ``both * [every gold document in S] + answer * [the answer string
    occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers).
 
-Every epoch is checkpointed (:mod:`retriever.train.rerank.checkpoint`) into
-``<out>.train/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
+Every epoch is checkpointed (:mod:`retriever.core.checkpoint`) into
+``<out>.train/last/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
 same policy. ``reward.png`` and ``k.png`` show the curves; ``policy.json`` keeps
 the settings, times and per-epoch results.
 """
@@ -34,7 +34,10 @@ import torch
 
 from retriever.core.errors import InputError
 from retriever.core.progress import progress
-from retriever.train.rerank.checkpoint import load_checkpoint, plot_curves, save_checkpoint
+from retriever.core.checkpoint import load_checkpoint, save_checkpoint
+from retriever.core.plots import line_plot
+from retriever.core.settings import above, at_least, option, schema_of, validate, within
+from retriever.fusion import first_stage_problem
 from retriever.train.rerank.episodes import Episode, collect_calls, episodes
 from retriever.rerank.plackett import log_prob
 from retriever.rerank.policy import Policy, PolicyConfig
@@ -43,7 +46,7 @@ from retriever.rerank.scores import CrossScorer, check_model_dir
 
 @dataclass(frozen=True)
 class RLSettings:
-    """Settings of one policy training run (saved in ``policy.json``).
+    """Settings of one policy training run (saved in ``policy.json``), checked by :data:`SCHEMA`.
 
     Attributes:
         using: the first stage whose hits the reranker sees.
@@ -67,25 +70,37 @@ class RLSettings:
         threads: torch CPU threads.
     """
 
-    using: str = "hybrid"
-    candidates: int = 30
-    passages: int = 5
-    limit: int | None = None
-    holdout: float = 0.2
-    hidden: int = 16
-    max_k: int = 5
-    min_k: int = 1
-    bc_epochs: int = 20
-    bc_lr: float = 0.01
-    rl_epochs: int = 30
-    lr: float = 0.003
-    group: int = 8
-    batch: int = 32
+    using: str = option("hybrid", first_stage_problem)
+    candidates: int = option(30, at_least(1))
+    passages: int = option(5, at_least(1))
+    limit: int | None = option(None, at_least(1))
+    holdout: float = option(0.2, within(0, 1, high_open=True))
+    hidden: int = option(16, at_least(0))
+    max_k: int = option(5, at_least(1))
+    min_k: int = option(1, at_least(0))
+    bc_epochs: int = option(20, at_least(0))
+    bc_lr: float = option(0.01, above(0))
+    rl_epochs: int = option(30, at_least(0))
+    lr: float = option(0.003, above(0))
+    group: int = option(8, at_least(1))
+    batch: int = option(32, at_least(1))
     both: float = 1.0
     answer: float = 0.5
     cost: float = 0.1
     seed: int = 7
-    threads: int = 1
+    threads: int = option(1, at_least(1))
+
+    def __post_init__(self) -> None:
+        validate(self, SCHEMA)
+
+
+def _min_k_within_max_k(settings) -> tuple[str, str] | None:
+    if settings["min_k"] > settings["max_k"]:
+        return "min_k", f"must be at most max_k ({settings['max_k']}), got {settings['min_k']}"
+    return None
+
+
+SCHEMA = schema_of(RLSettings, "train reranker --rl", rules=(_min_k_within_max_k,))
 
 
 def reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
@@ -133,7 +148,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
     policy = Policy(config)
     policy.set_normalization(np.concatenate([e.candidates.items for e in train]), _stop_rows(train, settings.max_k))
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.bc_lr)
-    resumed = load_checkpoint(work, policy, optimizer)
+    found = load_checkpoint(work / "last", policy, optimizer)
+    resumed = found.meta if found else None
     history: list[dict] = resumed["history"] if resumed else [_evaluate(policy, train, held, settings, 0, "start")]
     first = resumed["step"] if resumed else 0
     total = settings.bc_epochs + settings.rl_epochs
@@ -155,8 +171,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
             loss.backward()
             optimizer.step()
         history.append(_evaluate(policy, train, held, settings, epoch + 1, "bc" if cloning else "rl", sampled))
-        save_checkpoint(work, epoch + 1, policy, optimizer,
-                        {"history": history, "seconds": time.perf_counter() - learn_started})
+        save_checkpoint(work / "last", model=policy, optimizer=optimizer,
+                        meta={"step": epoch + 1, "history": history, "seconds": time.perf_counter() - learn_started})
         _plot(work, history)
     learn_seconds = time.perf_counter() - learn_started
     summary = {"settings": asdict(settings), "dataset": dataset_name, "split": split, "episodes": len(data),
@@ -242,18 +258,17 @@ def _evaluate(policy: Policy, train: list[Episode], held: list[Episode], setting
 def _plot(directory: Path, history: list[dict]) -> None:
     epochs = [h["epoch"] for h in history]
 
-    def series(key: str) -> tuple[list[float], list[float]]:
-        points = [(h["epoch"], h[key]) for h in history if key in h]
-        return [x for x, _ in points], [y for _, y in points]
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(h["epoch"], h[key]) for h in history if key in h]
 
-    plot_curves(directory / "reward.png", {"train (greedy)": series("train_reward"),
-                                           "holdout (greedy)": series("holdout_reward"),
-                                           "train (sampled, RL)": series("sampled_reward")},
-                f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
-                "epoch", "mean reward")
-    plot_curves(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),
-                                      "train (sampled, RL)": series("sampled_k")},
-                "reranking policy: documents passed", "epoch", "mean k")
+    line_plot(directory / "reward.png", {"train (greedy)": series("train_reward"),
+                                         "holdout (greedy)": series("holdout_reward"),
+                                         "train (sampled, RL)": series("sampled_reward")},
+              f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
+              "epoch", "mean reward")
+    line_plot(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),
+                                    "train (sampled, RL)": series("sampled_k")},
+              "reranking policy: documents passed", "epoch", "mean k")
 
 
 def _bc_end(history: list[dict]) -> int:

@@ -10,14 +10,13 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from retriever.core.errors import InputError
+from retriever.core.settings import from_strings
 from retriever.train.rerank.cross_data import mine_groups
-from retriever.train.rerank.cross_train import CrossTrainSettings, train_cross_encoder
+from retriever.train.rerank.cross_train import SCHEMA as CROSS_SCHEMA, CrossTrainSettings, train_cross_encoder
 
 DEFAULT_SOURCES = ("nfcorpus:train:work/nfcorpus", "hotpotqa-distractor:dev:work/hotpotqa")
 DEFAULT_RL_SOURCE = "hotpotqa-distractor:dev:work/hotpotqa"
@@ -39,19 +38,20 @@ def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (
         overwrite: replace ``out`` if it exists.
 
     Raises:
-        InputError: ``rl`` without ``cross`` or with several sources; a bad setting.
+        InputError: ``rl`` without ``cross`` or with several sources.
+        SettingError: an unknown setting or a bad value (checked before any work starts).
     """
     overrides = overrides or {}
     if not rl:
-        return train_cross_reranker(sources or DEFAULT_SOURCES, out, settings_from(CrossTrainSettings, overrides),
-                                    data_dir, overwrite)
-    from retriever.train.rerank.rl_train import RLSettings, train_policy
+        return train_cross_reranker(sources or DEFAULT_SOURCES, out,
+                                    from_strings(CrossTrainSettings, CROSS_SCHEMA, overrides), data_dir, overwrite)
+    from retriever.train.rerank.rl_train import SCHEMA as RL_SCHEMA, RLSettings, train_policy
 
     if cross is None or len(sources) > 1:
         raise InputError("--rl needs --cross DIR (the cross-encoder) and at most one --source")
     dataset, split, engine_dir = parse_source(sources[0] if sources else DEFAULT_RL_SOURCE)
-    return train_policy(engine_dir, dataset, split, cross, out, settings_from(RLSettings, overrides), data_dir,
-                        overwrite)
+    settings = from_strings(RLSettings, RL_SCHEMA, overrides)
+    return train_policy(engine_dir, dataset, split, cross, out, settings, data_dir, overwrite)
 
 
 def parse_source(text: str) -> tuple[str, str, Path]:
@@ -88,27 +88,3 @@ def train_cross_reranker(sources: Sequence[str], out: str | Path, settings: Cros
                                   using=settings.using, seed=settings.seed)
     summary = train_cross_encoder(groups, out, settings, overwrite=overwrite)
     return {key: value for key, value in summary.items() if key != "history"}
-
-
-def settings_from(cls: type, overrides: Mapping[str, str]) -> Any:
-    """An instance of the settings dataclass ``cls`` with ``KEY=VALUE`` strings converted to each field's type.
-
-    Raises:
-        InputError: an unknown key or a value of the wrong type.
-    """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, text in overrides.items():
-        if key not in fields:
-            raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(fields))}")
-        kind = hints[key]
-        options = [t for t in typing.get_args(kind) if t is not type(None)] or [kind]
-        if text.lower() in ("none", "") and type(None) in typing.get_args(kind):
-            values[key] = None
-            continue
-        try:
-            values[key] = (text.lower() in ("1", "true", "yes")) if options[0] is bool else options[0](text)
-        except (TypeError, ValueError):
-            raise InputError(f"setting {key}={text!r}: expected {getattr(options[0], '__name__', options[0])}") from None
-    return cls(**values)

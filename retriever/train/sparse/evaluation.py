@@ -1,4 +1,4 @@
-"""Dev-set tracking during training (nDCG@10 and sparsity of the re-encoded corpus) and the training curves.
+"""Dev-set tracking during training: nDCG@10 and sparsity of the re-encoded corpus.
 
 The score of an inference-free query reads only the document weights of its own
 terms, so the corpus is re-encoded on the union of the dev queries' terms alone:
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,30 +74,3 @@ class DevSet:
         return {**{k: round(v, 4) for k, v in metrics.items()}, "nnz": round(float(nnz.mean()), 1),
                 "seconds": round(time.perf_counter() - started, 1)}
 
-
-def plot_curves(report: dict[str, Any], path: Path) -> None:
-    """Loss, mean non-zeros per document and dev nDCG@10 against the training step (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = report["steps"]
-    evaluations = [e for e in report["evaluations"] if "nDCG@10" in e]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    x = [s["step"] for s in steps]
-    axes[0].plot(x, [s["ranking"] for s in steps], label="ranking", lw=0.8)
-    axes[0].plot(x, [s["loss"] for s in steps], label="total", lw=0.8, alpha=0.7)
-    axes[0].set_title("loss")
-    axes[0].legend()
-    axes[1].plot(x, [s["nnz"] for s in steps], label="batch", lw=0.8)
-    axes[1].plot([e["step"] for e in evaluations], [e["nnz"] for e in evaluations], "o-", label="corpus")
-    axes[1].set_title("non-zeros per document")
-    axes[1].legend()
-    axes[2].plot([e["step"] for e in evaluations], [e["nDCG@10"] for e in evaluations], "o-")
-    axes[2].set_title(f"dev nDCG@10 ({report['settings']['dev_split']})")
-    for ax in axes:
-        ax.set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

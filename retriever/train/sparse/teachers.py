@@ -5,12 +5,15 @@ per query over its own top ``depth`` documents (so every teacher maps to [0, 1] 
 that query, whatever its scale), then the normalized scores are summed with
 weights. Teachers:
 
-- ``bm25``: Lucene BM25 of the engine (scores of documents beyond its top
+- ``bm25``: a Lucene BM25 index of the engine (scores of documents beyond its top
   ``depth`` count as 0 after normalization);
-- ``dense``: the engine's dense index (all-MiniLM-L6-v2 by default), exact cosine
+- ``dense``: a dense index of the engine (all-MiniLM-L6-v2 by default), exact cosine
   for any pair from the stored embeddings;
 - ``splade``: the sparse encoder used *siamese* (queries encoded by the model too),
   against the document vectors of one of the engine's sparse indexes.
+
+Which engine index each teacher reads is a setting (``indexes``: teacher -> index
+name; by default the index named like the teacher, ``sparse`` for ``splade``).
 
 Example:
     >>> ensemble = TeacherEnsemble(engine, {"bm25": 1.0, "dense": 1.0})
@@ -32,6 +35,8 @@ from retriever.core.errors import SpecError
 from retriever.core.progress import progress
 
 TEACHERS = ("bm25", "dense", "splade")
+KINDS = {"bm25": "bm25", "dense": "dense", "splade": "sparse"}  # teacher -> the index kind it reads
+DEFAULT_INDEXES = {"bm25": "bm25", "dense": "dense", "splade": "sparse"}  # teacher -> default index name
 _BATCH = 256
 
 
@@ -51,7 +56,7 @@ class TeacherScores:
         rows = np.asarray(rows, dtype=np.int64)
         total = np.zeros(len(rows), dtype=np.float32)
         for name, weight in self.weights.items():
-            if name == "bm25":
+            if name == "bm25":  # a teacher kind (see TEACHERS), not an index name
                 have, values = self.lexical[query]
                 where = np.searchsorted(have, rows).clip(0, max(len(have) - 1, 0))
                 hit = have[where] == rows if len(have) else np.zeros(len(rows), bool)
@@ -71,22 +76,30 @@ class TeacherEnsemble:
     """Builds :class:`TeacherScores` from an engine's indexes.
 
     Args:
-        engine: an engine with a ``bm25`` and a ``dense`` index (and a sparse index for ``splade``).
-        weights: teacher name -> weight, e.g. ``{"bm25": 1, "dense": 1}``.
+        engine: an engine with the teachers' indexes.
+        weights: teacher -> weight, e.g. ``{"bm25": 1, "dense": 1}``.
         depth: how deep each teacher's ranking is read (normalization range, candidate pool).
-        splade_index: the engine index whose document vectors the siamese SPLADE teacher uses.
+        indexes: teacher -> the engine index it reads (of the teacher's kind); teachers not
+            named read :data:`DEFAULT_INDEXES`.
+
+    Raises:
+        SpecError: an unknown teacher, or an index that is missing or of another kind.
     """
 
     def __init__(self, engine: Engine, weights: Mapping[str, float], depth: int = 200,
-                 splade_index: str = "sparse"):
+                 indexes: Mapping[str, str] | None = None):
         unknown = set(weights) - set(TEACHERS)
         if unknown or not weights:
             raise SpecError(f"teachers must be among {', '.join(TEACHERS)}; got {', '.join(weights) or 'none'}")
-        needed = [n for n in weights if n != "splade"] + ([splade_index] if "splade" in weights else [])
-        missing = [n for n in needed if n not in engine.indexes]
+        self.indexes = {teacher: {**DEFAULT_INDEXES, **(indexes or {})}[teacher] for teacher in weights}
+        missing = [n for n in self.indexes.values() if n not in engine.indexes]
         if missing:
             raise SpecError(f"the teacher ensemble needs the engine index(es) {', '.join(missing)} in {engine.path}")
-        self.engine, self.weights, self.depth, self.splade_index = engine, dict(weights), depth, splade_index
+        for teacher, name in self.indexes.items():
+            if engine.indexes[name].kind != KINDS[teacher]:
+                raise SpecError(f"the {teacher} teacher reads a {KINDS[teacher]} index; {name!r} in {engine.path} "
+                                f"is a {engine.indexes[name].kind} index")
+        self.engine, self.weights, self.depth = engine, dict(weights), depth
         self.row_of = {doc_id: row for row, doc_id in enumerate(engine.corpus.ids)}
 
     def prepare(self, queries: Sequence[str]) -> TeacherScores:
@@ -115,7 +128,7 @@ class TeacherEnsemble:
 
     def _bm25(self, queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
-        index = self.engine.indexes["bm25"]
+        index = self.engine.indexes[self.indexes["bm25"]]
         for start in progress(range(0, len(queries), _BATCH), desc="bm25 teacher", unit="batch"):
             for ranking in index.search(list(queries[start:start + _BATCH]), self.depth):
                 rows = np.array([self.row_of[d] for d, _ in ranking], dtype=np.int64)
@@ -128,15 +141,14 @@ class TeacherEnsemble:
 
     def _vectors(self, name: str, queries: Sequence[str]):
         """Query vectors and document vectors (in corpus row order) of a vector teacher."""
+        index = self.engine.indexes[self.indexes[name]]
         if name == "dense":
-            index = self.engine.indexes["dense"]
             ids = read_ids(index.directory / IDS_FILE)
             docs = _dense_documents(index, ids, self.engine.corpus)
             query_vectors = index.encode_queries(list(queries))
         else:
             from indexes.sparse.index import load_encoder
 
-            index = self.engine.indexes[self.splade_index]
             ids, docs = index.vectors.ids, index.vectors.matrix()
             query_vectors = load_encoder(index.settings).encode_document(list(queries)).matrix()
         return query_vectors, docs[np.argsort([self.row_of[d] for d in ids])]

@@ -16,7 +16,8 @@ the best checkpoint by dev nDCG@10 (or the last one, ``select=last``) is kept.
 Output directory::
 
     best/            the selected model: a loadable HF model directory (safetensors + tokenizer)
-    last/            the latest checkpoint, with optimizer.safetensors + state.json (resume)
+    last/            the latest checkpoint: the model, plus state.safetensors + state.json (resume;
+                     see :mod:`retriever.core.checkpoint`)
     training.json    settings, per-step losses and sparsity, evaluations, timings
     curves.png       loss, non-zeros per document and dev nDCG@10 against steps
 
@@ -31,101 +32,119 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from retriever.train.sparse.checkpoint import load_state, save_checkpoint
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder
-from retriever.train.sparse.evaluation import DevSet, plot_curves
+from retriever.core.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from retriever.core.plots import Panel, panels
+from retriever.train.sparse.evaluation import DevSet
 from retriever.train.sparse.examples import labeled_queries, pseudo_queries, sample_batch
 from retriever.train.sparse.losses import RANKING_LOSSES, REGULARIZERS, estimated_nnz, ramp, ranking_loss, sparsity_loss
-from retriever.train.sparse.teachers import TeacherEnsemble
-from retriever.core.errors import SpecError
+from retriever.train.sparse.teachers import TEACHERS, TeacherEnsemble
+from retriever.core.errors import SettingError
 from retriever.core.progress import progress
+from retriever.core.settings import above, at_least, from_strings, one_of, option, schema_of, validate
 
 REGIMES = ("label-free", "supervised")
 TRAINING_FILE = "training.json"
 
 
+def teacher_weights(text: str) -> dict[str, float]:
+    """``"bm25:1,dense:0.5"`` as ``{"bm25": 1.0, "dense": 0.5}``.
+
+    Raises:
+        SettingError: an unknown teacher, a bad weight, or none at all.
+    """
+    problem = _teacher_problem(text)
+    if problem:
+        raise SettingError("train sparse", "teachers", f"{problem}, got {text!r}")
+    return {name.strip(): float(weight or 1) for name, _, weight in
+            (part.strip().partition(":") for part in text.split(",") if part.strip())}
+
+
+def _teacher_problem(text: str) -> str | None:
+    parts = [part.strip().partition(":") for part in text.split(",") if part.strip()]
+    if not parts:
+        return "must name at least one teacher"
+    for name, _, weight in parts:
+        if name.strip() not in TEACHERS:
+            return f"must name teachers among {', '.join(TEACHERS)}"
+        try:
+            if weight and not math.isfinite(float(weight)):
+                return "must give finite weights"
+        except ValueError:
+            return "must be name:weight pairs with numeric weights"
+    return None
+
+
 @dataclass
 class TrainSettings:
-    """What defines a training run (persisted in ``training.json``)."""
+    """What defines a training run (persisted in ``training.json``); checked by :data:`SCHEMA`.
 
-    regime: str = "supervised"
+    ``teachers`` weighs the teacher kinds (``bm25``, ``dense``, ``splade``); ``bm25_index``,
+    ``dense_index`` and ``splade_index`` name the engine indexes they read.
+    """
+
+    regime: str = option("supervised", one_of(*REGIMES))
     split: str = "train"
     dev_split: str = "dev"
     model: str = DEFAULT_MODEL
-    max_length: int = 128
-    eval_max_length: int = 256
-    steps: int = 600
-    queries_per_step: int = 8
-    docs_per_query: int = 6
-    pool: int = 50
-    depth: int = 200
-    teachers: str = "bm25:1,dense:1"
-    loss: str = "kl"
-    teacher_temperature: float = 0.2
-    initial_scale: float = 0.2
-    scale_lr: float = 1e-2
-    lr: float = 2e-5
-    warmup: int = 50
-    regularizer: str = "idf-flops"
-    reg_weight: float = 1e-4
-    reg_warmup: int = 200
-    l0_target: int = 200
-    flops_sample: int = 4096
-    label_weight: float = 1.0
-    pseudo_queries: int = 5000
-    eval_every: int = 100
+    max_length: int = option(128, at_least(3))
+    eval_max_length: int = option(256, at_least(3))
+    steps: int = option(600, at_least(1))
+    queries_per_step: int = option(8, at_least(1))
+    docs_per_query: int = option(6, at_least(1))
+    pool: int = option(50, at_least(1))
+    depth: int = option(200, at_least(1))
+    teachers: str = option("bm25:1,dense:1", _teacher_problem,
+                           "teacher kinds and weights, e.g. bm25:1,dense:1")
+    bm25_index: str = option("bm25", help="the engine index the bm25 teacher reads")
+    dense_index: str = option("dense", help="the engine index the dense teacher reads")
+    splade_index: str = option("sparse", help="the engine sparse index the splade teacher reads")
+    loss: str = option("kl", one_of(*RANKING_LOSSES))
+    teacher_temperature: float = option(0.2, above(0))
+    initial_scale: float = option(0.2, above(0))
+    scale_lr: float = option(1e-2, at_least(0))
+    lr: float = option(2e-5, above(0))
+    warmup: int = option(50, at_least(0))
+    regularizer: str = option("idf-flops", one_of(*REGULARIZERS))
+    reg_weight: float = option(1e-4, at_least(0))
+    reg_warmup: int = option(200, at_least(0))
+    l0_target: int = option(200, at_least(1))
+    flops_sample: int = option(4096, at_least(0))
+    label_weight: float = option(1.0, at_least(0))
+    pseudo_queries: int = option(5000, at_least(1))
+    eval_every: int = option(100, at_least(1))
     eval_start: bool = True
-    select: str = "dev"
-    seed: int = 0
+    select: str = option("dev", one_of("dev", "last"))
+    seed: int = option(0, at_least(0))
 
     def __post_init__(self) -> None:
-        choices = {"regime": REGIMES, "loss": RANKING_LOSSES, "regularizer": REGULARIZERS, "select": ("dev", "last")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise SpecError(f"train sparse: {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        if self.steps < 1 or self.queries_per_step < 1 or self.docs_per_query < 1 or self.eval_every < 1:
-            raise SpecError("train sparse: steps, queries_per_step, docs_per_query and eval_every must be >= 1")
+        validate(self, SCHEMA)
 
     @property
     def teacher_weights(self) -> dict[str, float]:
         """``"bm25:1,dense:1"`` as ``{"bm25": 1.0, "dense": 1.0}``."""
-        out = {}
-        for part in filter(None, (p.strip() for p in self.teachers.split(","))):
-            name, _, weight = part.partition(":")
-            try:
-                out[name.strip()] = float(weight or 1)
-            except ValueError:
-                raise SpecError(f"train sparse: bad teacher weight in {part!r}") from None
-        return out
+        return teacher_weights(self.teachers)
+
+    @property
+    def teacher_indexes(self) -> dict[str, str]:
+        """Teacher kind -> the engine index it reads, for the teachers in use."""
+        names = {"bm25": self.bm25_index, "dense": self.dense_index, "splade": self.splade_index}
+        return {kind: names[kind] for kind in self.teacher_weights}
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "TrainSettings":
         """Settings from ``name -> value`` pairs (strings are converted to each field's type)."""
-        types = {f.name: type(f.default) for f in fields(cls)}
-        unknown = set(options) - set(types)
-        if unknown:
-            raise SpecError(f"train sparse: unknown setting(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(types)}")
-        try:
-            return cls(**{name: _convert(types[name], value) for name, value in options.items()})
-        except ValueError as e:
-            raise SpecError(f"train sparse: bad setting value ({e})") from None
+        return from_strings(cls, SCHEMA, options)
 
 
-def _convert(kind: type, value: Any) -> Any:
-    """A setting value from its string form (``true`` / ``false`` for flags)."""
-    if kind is bool and isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{value!r} is not a boolean")
-        return value.lower() in ("true", "1", "yes")
-    return kind(value)
+SCHEMA = schema_of(TrainSettings, "train sparse")
 
 
 def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) -> dict[str, Any]:
@@ -133,7 +152,8 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
 
     Args:
         engine: an open engine over the dataset's corpus, with the teacher indexes
-            (``bm25``, ``dense``; a ``sparse`` one for the ``splade`` teacher).
+            (``settings.bm25_index``, ``settings.dense_index``; ``settings.splade_index``
+            for the ``splade`` teacher).
         dataset: the dataset (its ``settings.split`` qrels for supervised training,
             its ``settings.dev_split`` qrels for model selection; never test).
         out_dir: where checkpoints, ``training.json`` and ``curves.png`` go.
@@ -148,9 +168,10 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     else:
         queries = pseudo_queries(corpus, settings.pseudo_queries, settings.seed)
     started = time.perf_counter()
-    teacher = TeacherEnsemble(engine, settings.teacher_weights, settings.depth).prepare([q.text for q in queries])
+    teacher = TeacherEnsemble(engine, settings.teacher_weights, settings.depth,
+                              settings.teacher_indexes).prepare([q.text for q in queries])
     teacher_seconds = time.perf_counter() - started
-    resume = (out / "last" / "state.json").exists()
+    resume = find_checkpoint(out / "last") is not None
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
     dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length)
     query_terms = [dev.query_encoder.encode_query(q.text) for q in queries]
@@ -160,8 +181,9 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
                                    {"params": [scale], "weight_decay": 0.0}], lr=settings.lr)
     state: dict[str, Any] = {"step": 0, "steps": [], "evaluations": [], "train_seconds": 0.0}
     if resume:
-        state, extra = load_state(out / "last", optimizer)
-        scale.data.copy_(extra["scale"])
+        found = load_checkpoint(out / "last", optimizer=optimizer)
+        state = found.meta
+        scale.data.copy_(found.extra["scale"])
     if not state["evaluations"] and dev.available and settings.eval_start:
         state["evaluations"].append({"step": 0, **dev.evaluate(encoder)})
     encoder.model.train()
@@ -180,10 +202,23 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
             _checkpoint(encoder, optimizer, scale, state, out, dev, settings)
     bar.close()
     report = {"settings": asdict(settings), "examples": len(queries), "teacher_seconds": round(teacher_seconds, 1),
-              **{k: v for k, v in state.items() if k != "param_groups"}}
+              **state}
     (out / TRAINING_FILE).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    plot_curves(report, out / "curves.png")
+    _plot(report, out / "curves.png")
     return report
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    """Loss, mean non-zeros per document and dev nDCG@10 against the training step (PNG)."""
+    steps = report["steps"]
+    evaluations = [e for e in report["evaluations"] if "nDCG@10" in e]
+    panels(path, [
+        Panel({"ranking": [(s["step"], s["ranking"]) for s in steps],
+               "total": [(s["step"], s["loss"]) for s in steps]}, "loss", "step", "loss"),
+        Panel({"batch": [(s["step"], s["nnz"]) for s in steps],
+               "corpus": [(e["step"], e["nnz"]) for e in evaluations]}, "non-zeros per document", "step", "non-zeros"),
+        Panel({"dev": [(e["step"], e["nDCG@10"]) for e in evaluations]},
+              f"dev nDCG@10 ({report['settings']['dev_split']})", "step", "nDCG@10")])
 
 
 def _train_step(encoder: DocEncoder, optimizer, scale, corpus, queries, query_terms, vocabulary, teacher,
@@ -248,17 +283,25 @@ def _checkpoint(encoder: DocEncoder, optimizer, scale, state: dict, out: Path, d
     improved = settings.select == "last" or not dev.available or evaluation["nDCG@10"] > max(previous, default=-1.0)
     if improved:
         evaluation["saved"] = True
-        save_checkpoint(out / "best", encoder.model, encoder.tokenizer)
-    save_checkpoint(out / "last", encoder.model, encoder.tokenizer, optimizer, {"scale": scale}, state)
+        save_checkpoint(out / "best", files=lambda tmp: _save_model(encoder, tmp))
+    save_checkpoint(out / "last", optimizer=optimizer, meta=state, extra={"scale": scale},
+                    files=lambda tmp: _save_model(encoder, tmp))
+
+
+def _save_model(encoder: DocEncoder, directory: Path) -> None:
+    """The encoder as a loadable Hugging Face model directory (safetensors + tokenizer)."""
+    encoder.model.save_pretrained(directory, safe_serialization=True)
+    encoder.tokenizer.save_pretrained(directory)
 
 
 def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path, options: dict[str, str],
                  data_dir: str | None = None) -> dict[str, Any]:
     """Open (or build) the teacher engine for a dataset, then :func:`train_sparse` (the CLI entry point).
 
-    ``options`` are :class:`TrainSettings` fields as strings (``{"steps": "600"}``).
-    The engine gets the teacher indexes it lacks (``bm25``, ``dense``; ``sparse`` for
-    the ``splade`` teacher).
+    ``options`` are :class:`TrainSettings` fields as strings (``{"steps": "600"}``),
+    checked before anything is built. The engine gets the teacher indexes it lacks
+    (``bm25_index``, ``dense_index``; ``splade_index`` for the ``splade`` teacher),
+    each built with its kind's default settings.
     """
     from retriever.core.datasets import load_dataset
     from retriever.api import Engine
@@ -266,13 +309,14 @@ def run_training(engine_dir: str | Path, dataset_name: str, out_dir: str | Path,
 
     settings = TrainSettings.from_options(options)
     dataset = load_dataset(dataset_name, data_dir=data_dir)
-    needed = [name for name in ("bm25", "dense") if name in settings.teacher_weights]
-    needed += ["sparse"] if "splade" in settings.teacher_weights else []
+    kinds = {"bm25": "bm25", "dense": "dense", "splade": "sparse"}
+    needed = {name: kinds[teacher] for teacher, name in settings.teacher_indexes.items()}
+    specs = {name: kind if name == kind else f"{name}={kind}" for name, kind in needed.items()}
     if not (Path(engine_dir) / STATE).exists():
-        engine = Engine.build(engine_dir, dataset.documents(), needed)
+        engine = Engine.build(engine_dir, dataset.documents(), list(specs.values()))
     else:
         engine = Engine.open(engine_dir)
-        missing = [name for name in needed if name not in engine.indexes]
+        missing = [spec for name, spec in specs.items() if name not in engine.indexes]
         if missing:
             engine.build_indexes(missing)
     return train_sparse(engine, dataset, out_dir, settings)
