@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eval.beir import git_commit
+from eval.report import git_commit
 
 FIGURES = [("build_docs_per_s", "build docs/s", "{:.0f}"), ("size_mb", "size MB", "{:.1f}"),
            ("p50_ms", "p50 ms", "{:.2f}"), ("p95_ms", "p95 ms", "{:.2f}"), ("batch_qps", "batch QPS", "{:.0f}"),
