@@ -56,7 +56,26 @@ def _split_kinds(value: str | None) -> list[str]:
     return [k.strip() for k in value.split(",") if k.strip()] if value else []
 
 
+def _int_list(value: str, flag: str, low: int) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a usage error names the flag when an item is no integer >= ``low``."""
+    try:
+        numbers = [int(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise click.UsageError(f"{flag} takes comma-separated integers, got {value!r}") from None
+    if not numbers or min(numbers) < low:
+        raise click.UsageError(f"{flag} takes comma-separated integers >= {low}, got {value!r}")
+    return numbers
+
+
 download_option = click.option("--download", is_flag=True, help="Allow downloading a missing dataset or model.")
+
+
+def _ray_options(command):
+    """``--workers N [--ray-address ADDR]``: shard the step over Ray (without them Ray is not imported)."""
+    command = click.option("--ray-address", default=None,
+                           help="Ray cluster to join (default $RAY_ADDRESS, else a local one).")(command)
+    return click.option("--workers", default=None, type=click.IntRange(min=1),
+                        help="Shard the corpus over N Ray workers (pip install 'retriever[ray]').")(command)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -101,14 +120,19 @@ def index() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing engine or index of the same name.")
 @data_dir_option
 @download_option
+@_ray_options
 @json_option
-def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, as_json) -> None:
+def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, download, workers, ray_address,
+                as_json) -> None:
     """Build ENGINE_DIR; if it already holds an engine, add the given indexes to it.
+
+    With --workers N the indexes are built as shards on a Ray cluster and merged.
 
     \b
     Example:
       retriever index build work/nfcorpus --dataset nfcorpus --kinds bm25,dense
       retriever index build work/nfcorpus --index "hnsw=dense(factory=HNSW32)"
+      retriever index build work/big --corpus big.jsonl --kinds bm25,dense --workers 4
     """
     from retriever.api import Engine
     from retriever.engine.state import STATE
@@ -123,13 +147,25 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
                                f"to build more indexes over its corpus, use `retriever index add` to add documents, "
                                f"or pass --overwrite to replace the engine")
     if (Path(engine_dir) / STATE).exists() and not (overwrite and (dataset or corpus)):
-        engine = Engine.open(engine_dir)
-        engine.build_indexes(wanted, overwrite=overwrite)
+        if workers:
+            from retriever.distributed.build import build_indexes
+
+            build_indexes(engine_dir, wanted, workers, ray_address, overwrite=overwrite)
+            engine = Engine.open(engine_dir)
+        else:
+            engine = Engine.open(engine_dir)
+            engine.build_indexes(wanted, overwrite=overwrite)
     else:
         if bool(dataset) == bool(corpus):
             raise click.UsageError("give exactly one of --dataset and --corpus")
         documents = _dataset(dataset, data_dir, download).documents() if dataset else corpus
-        engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
+        if workers:
+            from retriever.distributed.build import build
+
+            build(engine_dir, documents, wanted or ["bm25", "dense"], workers, ray_address, overwrite=overwrite)
+            engine = Engine.open(engine_dir)
+        else:
+            engine = Engine.build(engine_dir, documents, indexes=wanted or ["bm25", "dense"], overwrite=overwrite)
     if as_json:
         click.echo(json.dumps({"path": str(engine.path), "documents": len(engine.corpus), "indexes": engine.names}))
         return
@@ -139,18 +175,26 @@ def index_build(engine_dir, dataset, corpus, kinds, specs, overwrite, data_dir, 
 @index.command("add")
 @click.argument("engine_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("documents", type=click.Path(exists=True, dir_okay=False))
+@_ray_options
 @json_option
-def index_add(engine_dir, documents, as_json) -> None:
+def index_add(engine_dir, documents, workers, ray_address, as_json) -> None:
     """Append the documents of a BEIR-style JSONL file to the corpus and every index.
 
     \b
     Example:
       retriever index add work/nfcorpus new-documents.jsonl
+      retriever index add work/big more.jsonl --workers 4 --ray-address auto
     """
     from retriever.api import Engine
 
-    engine = Engine.open(engine_dir)
-    added = engine.add(documents)
+    if workers:
+        from retriever.distributed.build import add
+
+        added = add(engine_dir, documents, workers, ray_address)
+        engine = Engine.open(engine_dir)
+    else:
+        engine = Engine.open(engine_dir)
+        added = engine.add(documents)
     if as_json:
         click.echo(json.dumps({"added": added, "documents": len(engine.corpus)}))
         return
@@ -532,25 +576,44 @@ def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
 @click.option("--max-docs", default=None, type=click.IntRange(min=1), help="Index only the first N documents.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/bench", show_default=True)
 @data_dir_option
+@click.option("--scale", is_flag=True, help="Instead: cost as a synthetic corpus grows (--sizes, --scale-workers; "
+              "--index defaults to bm25).")
+@click.option("--sizes", default="10000,100000", show_default=True, help="With --scale: corpus sizes, comma-separated.")
+@click.option("--scale-workers", default="0,1,2", show_default=True,
+              help="With --scale: Ray worker counts to compare, comma-separated (0: single process, no Ray).")
 @json_option
 @click.pass_context
-def bench(ctx, dataset, specs, query_count, max_docs, out_dir, data_dir, as_json) -> None:
+def bench(ctx, dataset, specs, query_count, max_docs, out_dir, data_dir, scale, sizes, scale_workers,
+          as_json) -> None:
     """Benchmark build throughput, latency, QPS, size and peak RSS, as ratios to BM25.
 
-    Builds its own indexes, so --dataset has a default here.
+    Builds its own indexes, so --dataset has a default here. With --scale: build cost, size,
+    latency and memory on a synthetic corpus of each --sizes, single-process and over Ray workers.
 
     \b
     Example:
       retriever bench --dataset nfcorpus --index bm25 --index sparse --index "sparse(backend=seismic)"
+      retriever bench --scale --index bm25 --sizes 10000,100000 --scale-workers 0,2
       retriever bench serve work/nfcorpus --requests 2500 --clients 8
     """
     from eval.bench import run_benchmark, split_specs
 
     if ctx.invoked_subcommand:
         return
+    chosen = [s for spec in specs for s in split_specs(spec)]
+    if scale:
+        from eval.scale import run_scale
 
-    report = run_benchmark(dataset, [s for spec in specs for s in split_specs(spec)], Path(out_dir), query_count,
-                           max_docs, data_dir)
+        if ctx.get_parameter_source("specs").name == "DEFAULT":
+            chosen = ["bm25"]
+        report = run_scale(chosen, _int_list(sizes, "--sizes", 1), _int_list(scale_workers, "--scale-workers", 0),
+                           Path(out_dir))
+        if as_json:
+            click.echo((Path(out_dir) / "scale.json").read_text(encoding="utf-8"))
+            return
+        click.echo(report)
+        return
+    report = run_benchmark(dataset, chosen, Path(out_dir), query_count, max_docs, data_dir)
     if as_json:
         click.echo((Path(out_dir) / f"bench-{dataset}.json").read_text(encoding="utf-8"))
         return

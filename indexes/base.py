@@ -13,11 +13,21 @@ Every kind declares its settings as a :class:`~retriever.core.settings.Schema`
 Every kind answers ``search(queries, k)`` with one ranked ``[(doc_id, score), ...]``
 list per query, best first, so fusion, reranking and evaluation never care which
 kind produced a result.
+
+Sharding (``retriever.distributed``): a kind whose :attr:`Index.combine` is ``"merge"``
+is built as shards, each by :meth:`Index.write_shard` over a contiguous range of the
+corpus made of whole :attr:`Index.shard_block` blocks, and the shards are combined by
+:meth:`Index.merge_shards` into one index equal to a single-process build; any other
+kind is built whole on one worker. A merged index keeps its shards (``shards/NNNNN``,
+each a complete index directory) for fan-out search, where the query side is prepared
+once (:meth:`Index.prepare_queries`) and every shard scores it
+(:meth:`Index.search_prepared`).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -27,7 +37,7 @@ from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, MissingResourceError, RetrieverError, SpecError
 from retriever.core.settings import Schema
 from retriever.core.specs import Spec, parse_spec
-from retriever.core.storage import check_sizes, read_manifest, staging_dir, write_manifest
+from retriever.core.storage import check_sizes, link_tree, read_manifest, staging_dir, write_manifest
 from retriever.core.types import Ranking
 
 
@@ -56,6 +66,17 @@ class Index(ABC):
     kind: ClassVar[str]
     schema: ClassVar[Schema]
     format_version: ClassVar[int] = 1
+    #: How shards combine: ``"merge"`` (built per shard, merged by :meth:`merge_shards`) or
+    #: ``"single"`` (the whole index is built by one worker, e.g. a trained generative model).
+    combine: ClassVar[str] = "single"
+    #: Shard boundaries fall on multiples of this many documents (the encoders' length-sorting
+    #: window), so every document is encoded in the same batch as in a single-process build.
+    shard_block: ClassVar[int] = 1
+    #: A shard's scores do not depend on the other shards (no collection statistics), so the
+    #: merged top-k of a fan-out search equals the single index's top-k.
+    shard_independent_scores: ClassVar[bool] = False
+    #: Building runs a neural encoder (a sharded build asks the cluster for a GPU per task).
+    uses_accelerator: ClassVar[bool] = False
 
     def __init__(self, directory: Path, manifest: dict):
         self.directory = Path(directory)
@@ -94,6 +115,40 @@ class Index(ABC):
         Returns:
             The settings to persist for the new version.
         """
+
+    @classmethod
+    def write_shard(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        """Build the shard of a sharded build over ``corpus`` (a :meth:`Corpus.view`) into ``directory``."""
+        return cls.write(directory, corpus, settings)
+
+    @classmethod
+    def merge_shards(cls, directory: Path, shards: Sequence["Index"], settings: dict[str, Any],
+                     base: "Index | None" = None) -> dict[str, Any]:
+        """Combine ``shards`` (in corpus order) into the empty ``directory``; kinds with ``combine="merge"``.
+
+        Args:
+            directory: where the merged index goes.
+            shards: the shard indexes, in corpus row order.
+            settings: the checked settings (as given to :meth:`write_shard`).
+            base: for an ``add``, the live index the shards' documents are appended to.
+
+        Returns:
+            The settings to persist.
+        """
+        raise NotImplementedError(f"{cls.kind} indexes are built by one worker (combine={cls.combine!r})")
+
+    def prepare_queries(self, queries: Sequence[str]) -> Any:
+        """The query side of a fan-out search, computed once and sent to every shard (default: the texts)."""
+        return list(queries)
+
+    def search_prepared(self, prepared: Any, k: int = 10, **knobs: Any) -> list[Ranking]:
+        """Search with queries from :meth:`prepare_queries` of the merged index."""
+        return self.search(prepared, k, **knobs)
+
+    @property
+    def shard_dirs(self) -> list[Path]:
+        """The shard directories kept by a sharded build (empty for a single-process build)."""
+        return [self.directory / name for name in self.manifest.get("shards", [])]
 
     @property
     def doc_count(self) -> int:
@@ -171,6 +226,60 @@ def extend_index(index: Index, docs: Sequence[Document], corpus: Corpus, directo
                        doc_count=len(corpus), corpus_checksum=corpus.checksum,
                        build_seconds=index.manifest.get("build_seconds"),
                        add_seconds=round(time.perf_counter() - started, 3))
+    return open_index(directory)
+
+
+def build_shard(kind: str, corpus: Corpus, directory: Path, settings: dict[str, Any] | None = None) -> None:
+    """Write one shard of a sharded ``kind`` build over ``corpus`` (a view) into ``directory``."""
+    cls = index_class(kind)
+    started = time.perf_counter()
+    with staging_dir(Path(directory)) as tmp:
+        persisted = cls.write_shard(tmp, corpus, cls.check_settings(dict(settings or {})))
+        write_manifest(tmp, kind, cls.format_version, settings=persisted, doc_count=len(corpus),
+                       corpus_checksum=corpus.checksum, build_seconds=round(time.perf_counter() - started, 3))
+
+
+SHARDS_DIR = "shards"
+
+
+def merge_index(kind: str, shard_dirs: Sequence[Path], corpus: Corpus, directory: Path,
+                settings: dict[str, Any] | None = None, base: Index | None = None) -> Index:
+    """Merge shard directories (corpus order) into the index ``directory``; the shards move inside it.
+
+    Args:
+        kind: the index kind (its ``combine`` must be ``"merge"``).
+        shard_dirs: shards written by :func:`build_shard`; moved to ``directory/shards/``.
+        corpus: the whole (new) corpus.
+        directory: the merged index (must not exist).
+        settings: the spec's settings (checked by the kind's schema here).
+        base: for an ``add``: the live index the shards extend; its own shards are kept too.
+    """
+    cls = index_class(kind)
+    checked = cls.check_settings(dict(settings or {}))
+    started = time.perf_counter()
+    shards = [open_index(Path(d)) for d in shard_dirs]
+    try:
+        with staging_dir(Path(directory)) as tmp:
+            persisted = cls.merge_shards(tmp, shards, checked, base)
+            kept = list(base.manifest.get("shards", [])) if base is not None else []
+            names = []
+            if base is None or kept:  # an index extended without shards keeps none (they would be stale)
+                for name in kept:
+                    link_tree(base.directory / name, tmp / name)
+                names = [f"{SHARDS_DIR}/{i:05d}" for i in range(len(kept), len(kept) + len(shard_dirs))]
+                (tmp / SHARDS_DIR).mkdir(exist_ok=True)
+                for name, source in zip(names, shard_dirs):
+                    os.rename(source, tmp / name)
+            seconds = round(time.perf_counter() - started, 3)
+            times = ({"build_seconds": base.manifest.get("build_seconds"), "add_seconds": seconds} if base is not None
+                     else {"build_seconds": seconds})
+            write_manifest(tmp, kind, cls.format_version,
+                           reuse=(base.directory, base.manifest) if base is not None else None,
+                           settings=persisted, doc_count=len(corpus), corpus_checksum=corpus.checksum,
+                           shards=kept + names, **times)
+    finally:
+        for shard in shards:
+            shard.close()
     return open_index(directory)
 
 

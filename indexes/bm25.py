@@ -36,6 +36,7 @@ class BM25Index(Index):
 
     kind = "bm25"
     schema = SCHEMA
+    combine = "merge"  # Lucene addIndexes: the merged index equals a single-process build
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -52,6 +53,14 @@ class BM25Index(Index):
         rows = ({"id": d.doc_id, "contents": _contents(d)} for d in docs)
         index_documents(directory / LUCENE_DIR, rows, directory / "_input", append=True)
         return dict(self.settings)
+
+    @classmethod
+    def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],
+                     base: Index | None = None) -> dict[str, Any]:
+        if base is not None:
+            link_tree(base.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
+        add_segments(directory / LUCENE_DIR, [shard.directory / LUCENE_DIR for shard in shards])
+        return dict(base.settings if base is not None else shards[0].settings)
 
     def search(self, queries: Sequence[str], k: int = 10, threads: int | None = None, **knobs: Any) -> list[Ranking]:
         if knobs:
@@ -85,14 +94,12 @@ def index_documents(index_dir: Path, rows, input_dir: Path, append: bool = False
         IndexFormatError: Lucene holds another number of documents than was given.
     """
     if append:
-        before = lucene_doc_count(index_dir)
         fresh = input_dir.with_name(input_dir.name + "_segments")
         try:
             added = index_documents(fresh, rows, input_dir, extra_args=extra_args)
-            _add_segments(index_dir, fresh)
+            add_segments(index_dir, [fresh])  # checks the count: before + added
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
-        _check_count(index_dir, before + added)
         return added
     input_dir.mkdir(parents=True)
     count = 0
@@ -142,23 +149,41 @@ def _check_count(index_dir: Path, expected: int) -> None:
                                f"log above: a full disk, or a document it could not index); nothing was written")
 
 
-def _add_segments(index_dir: Path, segments_dir: Path) -> None:
-    """Append the segments of the index in ``segments_dir`` to the index in ``index_dir``."""
+def add_segments(index_dir: Path, sources: Sequence[Path]) -> int:
+    """Append the segments of the Lucene indexes in ``sources`` (in order) to the index in ``index_dir``.
+
+    Lucene ``addIndexes`` copies the segments; nothing is re-analysed. ``index_dir`` is created
+    when it holds no index yet (a sharded build merging its shards). Returns the number of
+    documents added; the index must then hold the documents it had before plus those.
+
+    Raises:
+        IndexFormatError: a source is no readable Lucene index, or the merged index holds
+            another number of documents than before + added.
+    """
+    index_dir = Path(index_dir)
+    before = lucene_doc_count(index_dir) if index_dir.is_dir() and any(index_dir.iterdir()) else 0
+    added = sum(lucene_doc_count(path) for path in sources)
     fs_directory = java_class("org.apache.lucene.store.FSDirectory")
     config = java_class("org.apache.lucene.index.IndexWriterConfig")()
-    config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").APPEND)
-    target = fs_directory.open(java_class("java.io.File")(java_path(index_dir)).toPath())
-    source = fs_directory.open(java_class("java.io.File")(java_path(segments_dir)).toPath())
+    config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE_OR_APPEND)
+    open_dir = (lambda path: fs_directory.open(java_class("java.io.File")(java_path(path)).toPath()))
+    index_dir.mkdir(parents=True, exist_ok=True)
+    target = open_dir(index_dir)
+    opened = [open_dir(path) for path in sources]
     writer = java_class("org.apache.lucene.index.IndexWriter")(target, config)
     try:
         from jnius import cast
 
-        writer.addIndexes(cast("org.apache.lucene.store.Directory", source))
+        for source in opened:
+            writer.addIndexes(cast("org.apache.lucene.store.Directory", source))
         writer.commit()
     finally:
         writer.close()
-        source.close()
+        for source in opened:
+            source.close()
         target.close()
+    _check_count(index_dir, before + added)
+    return added
 
 
 def _contents_rows(corpus: Corpus):

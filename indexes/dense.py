@@ -18,17 +18,18 @@ import numpy as np
 import pyarrow as pa
 
 from indexes.base import Index
+from indexes.onnx import RUNTIMES, OnnxSentenceEncoder
 from retriever.core.corpus import Corpus, Document
-from retriever.core.errors import SpecError
-from retriever.core.errors import SettingError
+from retriever.core.errors import SettingError, SpecError
 from retriever.core.models import DEFAULT_DENSE_MODEL, resolve_model
 from retriever.core.progress import progress
-from retriever.core.settings import Schema, Setting, at_least
+from retriever.core.settings import Schema, Setting, at_least, one_of
 from retriever.core.types import Ranking
 
 FAISS_FILE = "index.faiss"
 IDS_FILE = "docids.arrow"
-CHUNK = 512
+CHUNK = 256  # documents per encode call (sorted by length inside it); shards are whole chunks
+TRAIN_SAMPLE = 100_000  # vectors a merged IVF/PQ index is trained on
 SCHEMA = Schema("dense", (
     Setting("model", str, DEFAULT_DENSE_MODEL, help="sentence-transformers model (path or bundled id)"),
     Setting("factory", str, "Flat", help="FAISS index_factory string (Flat, HNSW32, 'IVF256,PQ16')"),
@@ -36,6 +37,7 @@ SCHEMA = Schema("dense", (
             nullable=True),
     Setting("query_prefix", str, "", help="text put before every query"),
     Setting("document_prefix", str, "", help="text put before every document"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "encoder runtime: torch, onnx or onnx-int8 (indexes.onnx)"),
 ))
 # dimensions the factory string is tried on before encoding (sub-quantizer counts must divide one of them)
 _PROBE_DIMENSIONS = (384, 768, 1024, 64)
@@ -46,19 +48,31 @@ class DenseIndex(Index):
 
     Settings: ``model`` (path or id; default all-MiniLM-L6-v2), ``factory``
     (FAISS index_factory string; default ``Flat``), ``max_seq_length``,
-    ``query_prefix`` / ``document_prefix`` (for models trained with prompts).
+    ``query_prefix`` / ``document_prefix`` (for models trained with prompts), ``runtime``
+    (``torch``, ``onnx``, ``onnx-int8``: see indexes.onnx).
     Search knobs: ``nprobe`` (IVF), ``ef_search`` (HNSW), ``batch_size``.
     """
 
     kind = "dense"
     schema = SCHEMA
+    combine = "merge"  # shards hold exact (Flat) vectors; the merge adds them to one FAISS index
+    shard_block = CHUNK
+    shard_independent_scores = True
+    uses_accelerator = True
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
-        self._faiss = faiss.read_index(str(self.directory / FAISS_FILE))
         self._ids = read_ids(self.directory / IDS_FILE)
-        self._searchable = _to_gpu(self._faiss)
+        self._cpu_index = self._searchable = None
         self._encoder = None
+
+    @property
+    def _faiss(self):
+        """The FAISS index, read on first use (a fan-out driver only encodes queries)."""
+        if self._cpu_index is None:
+            self._cpu_index = faiss.read_index(str(self.directory / FAISS_FILE))
+            self._searchable = _to_gpu(self._cpu_index)
+        return self._cpu_index
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
@@ -70,23 +84,38 @@ class DenseIndex(Index):
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
         persisted = dict(settings)
-        encoder = load_encoder(persisted)
-        vectors = encode_documents(encoder, corpus.iter_batches(CHUNK), len(corpus), persisted["document_prefix"])
+        vectors = encode_documents(load_encoder(persisted), corpus.iter_batches(CHUNK), len(corpus),
+                                   persisted["document_prefix"])
         persisted["dimension"] = int(vectors.shape[1])
-        try:
-            index = faiss.index_factory(vectors.shape[1], persisted["factory"], faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as e:
-            raise SettingError("dense", "factory", f"{persisted['factory']!r}: FAISS cannot build it in "
-                               f"dimension {vectors.shape[1]} ({_first_line(e)})") from None
-        if not index.is_trained:
-            index.train(vectors)
-        index.add(vectors)
-        faiss.write_index(index, str(directory / FAISS_FILE))
-        write_ids(directory / IDS_FILE, corpus.ids)
+        _write_faiss(directory, vectors, persisted["factory"], corpus.ids)
         return persisted
 
+    @classmethod
+    def write_shard(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        return cls.write(directory, corpus, {**settings, "factory": "Flat"})
+
+    @classmethod
+    def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],
+                     base: Index | None = None) -> dict[str, Any]:
+        vectors = np.concatenate([shard.vectors() for shard in shards])
+        ids = [doc_id for shard in shards for doc_id in shard._ids]
+        if base is not None:
+            index = faiss.clone_index(base._faiss)
+            index.add(vectors)
+            faiss.write_index(index, str(directory / FAISS_FILE))
+            write_ids(directory / IDS_FILE, base._ids + ids)
+            return dict(base.settings)
+        persisted = {**shards[0].settings, "factory": settings["factory"]}
+        _write_faiss(directory, vectors, persisted["factory"], ids, sample=TRAIN_SAMPLE)
+        return persisted
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors, row order (exact for Flat; reconstructed otherwise)."""
+        return self._faiss.reconstruct_n(0, self._faiss.ntotal)
+
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
-        vectors = encode_documents(self.encoder, [list(docs)], len(docs), self.settings["document_prefix"])
+        blocks = [list(docs[i:i + CHUNK]) for i in range(0, len(docs), CHUNK)]
+        vectors = encode_documents(self.encoder, blocks, len(docs), self.settings["document_prefix"])
         index = faiss.clone_index(self._faiss)
         index.add(vectors)
         faiss.write_index(index, str(directory / FAISS_FILE))
@@ -110,8 +139,18 @@ class DenseIndex(Index):
                ef_search: int | None = None, batch_size: int = 64, **knobs: Any) -> list[Ranking]:
         if knobs:
             raise SpecError(f"unknown dense search knob(s): {', '.join(sorted(knobs))}")
+        return self.search_prepared(self.encode_queries(queries, batch_size), k, nprobe, ef_search)
+
+    def prepare_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self.encode_queries(queries)
+
+    def search_prepared(self, prepared: np.ndarray, k: int = 10, nprobe: int | None = None,
+                        ef_search: int | None = None, **knobs: Any) -> list[Ranking]:
+        """Search with query embeddings (from :meth:`encode_queries`)."""
+        if knobs:
+            raise SpecError(f"unknown dense search knob(s): {', '.join(sorted(knobs))}")
         _set_knobs(self._faiss, self._searchable, nprobe, ef_search)
-        scores, rows = self._searchable.search(self.encode_queries(queries, batch_size), min(k, len(self._ids)))
+        scores, rows = self._searchable.search(np.asarray(prepared, dtype=np.float32), min(k, len(self._ids)))
         return [[(self._ids[r], float(s)) for s, r in zip(srow, rrow) if r >= 0]
                 for srow, rrow in zip(scores, rows)]
 
@@ -135,13 +174,33 @@ def _first_line(error: Exception) -> str:
     return re.sub(r"^Error in .*? at \S+:\d+: (Error: )?", "", lines[-1]) if lines else type(error).__name__
 
 
+def _write_faiss(directory: Path, vectors: np.ndarray, factory: str, ids: list[str], sample: int | None = None) -> None:
+    """Write a ``factory`` FAISS index of ``vectors`` (trained on all of them, or on a seeded ``sample``)."""
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise SettingError("dense", "factory", f"{factory!r}: FAISS cannot build it in "
+                           f"dimension {vectors.shape[1]} ({_first_line(e)})") from None
+    if not index.is_trained:
+        train = vectors
+        if sample is not None and len(vectors) > sample:
+            train = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), sample, replace=False))]
+        index.train(train)
+    index.add(vectors)
+    faiss.write_index(index, str(directory / FAISS_FILE))
+    write_ids(directory / IDS_FILE, ids)
+
+
 def load_encoder(settings: dict[str, Any]):
     """Load the settings' sentence-transformers model from disk (no download unless allowed)."""
     from sentence_transformers import SentenceTransformer
 
-    encoder = SentenceTransformer(resolve_model(settings["model"]), device=_device())
+    path = resolve_model(settings["model"])
+    encoder = SentenceTransformer(path, device=_device())
     if settings.get("max_seq_length"):
         encoder.max_seq_length = int(settings["max_seq_length"])
+    if settings.get("runtime", "torch") != "torch":
+        return OnnxSentenceEncoder(encoder, path, settings["runtime"])
     return encoder
 
 

@@ -66,6 +66,7 @@ class GenerativeIndex(Index):
 
     kind = "generative"
     schema = SCHEMA
+    uses_accelerator = True  # a sharded build trains it whole on one worker (combine="single")
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)

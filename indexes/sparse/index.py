@@ -11,7 +11,8 @@ Files of an index directory (no pickle)::
 Settings (persisted): ``model`` (a masked-LM directory; default
 ``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
 every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
-(Lucene impact quantization, 100), and for Seismic ``n_postings``,
+(Lucene impact quantization, 100), ``runtime`` (``torch``, ``onnx``, ``onnx-int8``: see
+indexes.onnx), and for Seismic ``n_postings``,
 ``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
 (``idf``, or ``learned``: the factor table trained with the model, copied from its
 directory), ``min_weight`` and ``max_terms`` (query-term pruning, see
@@ -34,16 +35,19 @@ from typing import Any, Sequence
 from tokenizers import Tokenizer
 
 from indexes.base import Index
-from indexes.sparse.backends import BACKENDS, SEISMIC_BUILD, ExactBackend, Query, backend_class
+from indexes.bm25 import add_segments
+from indexes.onnx import RUNTIMES
+from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, read_query_weights
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
 from retriever.core.settings import OMIT, Schema, Setting, above, at_least, one_of, within
+from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
 VECTORS_FILE = "vectors.arrow"
-ENCODE_CHUNK = 4096
+ENCODE_CHUNK = 256  # documents per encode call (sorted by length inside it); shards are whole chunks
 SCHEMA = Schema("sparse", (
     Setting("model", str, DEFAULT_MODEL, help="masked-LM directory of the document encoder"),
     Setting("max_length", int, 256, at_least(3), "document length in tokens"),
@@ -55,6 +59,7 @@ SCHEMA = Schema("sparse", (
             "query-term weights: idf, or learned (idf x the factor table saved with the model)"),
     Setting("min_weight", float, 0.0, at_least(0), "query-term pruning: drop query terms weighing less"),
     Setting("max_terms", int, 0, at_least(0), "query-term pruning: keep the max_terms heaviest terms (0: all)"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "document encoder runtime: torch, onnx or onnx-int8"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
@@ -68,6 +73,10 @@ class SparseIndex(Index):
 
     kind = "sparse"
     schema = SCHEMA
+    combine = "merge"  # vectors concatenated, document frequencies summed, Lucene impact shards addIndexes'd
+    shard_block = ENCODE_CHUNK
+    shard_independent_scores = True  # query weights come from the merged (global) IDF table
+    uses_accelerator = True
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -111,11 +120,35 @@ class SparseIndex(Index):
             raise VocabularyMismatchError(
                 f"the model at {self.settings['model']!r} does not have the vocabulary {self.directory} was built "
                 "with; rebuild the index (retriever index build --overwrite) to use it")
-        added = encode_corpus(encoder, [list(docs)])
+        added = encode_corpus(encoder, [list(docs[i:i + ENCODE_CHUNK]) for i in range(0, len(docs), ENCODE_CHUNK)])
         vectors = self.vectors.concat(added)
         persisted = dict(self.settings)
         _write_all(directory, vectors, self.queries.extended(d.contents for d in docs), persisted)
         backend_class(persisted["backend"]).extend(self.directory, directory, vectors, added, persisted)
+        return persisted
+
+    @classmethod
+    def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],
+                     base: Index | None = None) -> dict[str, Any]:
+        added = SparseVectors.stack([shard.vectors for shard in shards])
+        df = sum(shard.queries.df for shard in shards)
+        count = sum(shard.queries.doc_count for shard in shards)
+        first = shards[0].queries
+        if base is not None:
+            vectors, persisted = base.vectors.concat(added), dict(base.settings)
+            queries = QueryEncoder(base.queries.tokenizer, base.queries.df + df, base.queries.doc_count + count,
+                                   base.queries.special_ids)
+        else:
+            vectors, queries = added, QueryEncoder(first.tokenizer, df, count, first.special_ids)
+            persisted = dict(shards[0].settings)
+            persisted["encode_docs_per_s"] = round(sum(s.settings["encode_docs_per_s"] for s in shards), 2)
+        _write_all(directory, vectors, queries, persisted)
+        if persisted["backend"] == "lucene":
+            if base is not None:
+                link_tree(base.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
+            add_segments(directory / LUCENE_DIR, [shard.directory / LUCENE_DIR for shard in shards])
+        else:
+            backend_class(persisted["backend"]).build(directory, vectors, persisted)
         return persisted
 
     @property
@@ -142,8 +175,16 @@ class SparseIndex(Index):
 
     def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, min_weight: float | None = None,
                max_terms: int | None = None, **knobs: Any) -> list[Ranking]:
+        return self.search_prepared(self.encode_queries(queries, min_weight, max_terms), k, exact, **knobs)
+
+    def prepare_queries(self, queries: Sequence[str]) -> list[Query]:
+        return self.encode_queries(queries)
+
+    def search_prepared(self, prepared: Sequence[Query], k: int = 10, exact: bool = False,
+                        **knobs: Any) -> list[Ranking]:
+        """Search with queries already encoded (by this index or, in a fan-out, by the merged one)."""
         backend = self._exact_backend() if exact else self._backend
-        return backend.search(self.encode_queries(queries, min_weight, max_terms), k, **knobs)
+        return backend.search(prepared, k, **knobs)
 
     def benchmark_extras(self, queries: Sequence[str], k: int = 10) -> dict[str, float]:
         """Figures ``retriever bench`` reports next to speed: recall@k of the backend against
@@ -159,6 +200,11 @@ class SparseIndex(Index):
 
 def load_encoder(settings: dict[str, Any]) -> DocEncoder:
     """The document encoder the settings name (used at build and add time only)."""
+    if settings.get("runtime", "torch") != "torch":
+        from indexes.sparse.onnx import OnnxDocEncoder
+
+        return OnnxDocEncoder.load_onnx(settings["model"], settings["runtime"], max_length=settings["max_length"],
+                                        top_k=settings["top_k"], threshold=settings["threshold"])
     return DocEncoder.load(settings["model"], max_length=settings["max_length"], top_k=settings["top_k"],
                            threshold=settings["threshold"])
 
@@ -167,10 +213,7 @@ def encode_corpus(encoder: DocEncoder, batches, terms=None) -> SparseVectors:
     """Encode batches of documents (title + text) into one set of vectors (restricted to ``terms`` if given)."""
     parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch], terms=terms)
              for batch in batches]
-    vectors = parts[0]
-    for part in parts[1:]:
-        vectors = vectors.concat(part)
-    return vectors
+    return SparseVectors.stack(parts)
 
 
 def _write_all(directory: Path, vectors: SparseVectors, queries: QueryEncoder, settings: dict[str, Any]) -> None:

@@ -63,11 +63,20 @@ class SparseVectors:
 
     def concat(self, other: "SparseVectors") -> "SparseVectors":
         """These rows followed by ``other``'s (same vocabulary)."""
-        if other.dim != self.dim:
-            raise IndexFormatError(f"cannot append vectors over {other.dim} terms to vectors over {self.dim}")
-        indptr = np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]])
-        return SparseVectors(self.ids + other.ids, indptr, np.concatenate([self.terms, other.terms]),
-                             np.concatenate([self.weights, other.weights]), self.dim)
+        return SparseVectors.stack([self, other])
+
+    @classmethod
+    def stack(cls, parts: Sequence["SparseVectors"]) -> "SparseVectors":
+        """The rows of ``parts`` one after the other (same vocabulary), in one copy."""
+        dims = {part.dim for part in parts}
+        if len(dims) != 1:
+            raise IndexFormatError(f"cannot stack vectors over different vocabularies ({sorted(dims)} terms)")
+        offsets = np.cumsum([0] + [int(part.indptr[-1]) for part in parts[:-1]])
+        indptr = np.concatenate([np.zeros(1, np.int64)] + [part.indptr[1:] + offset
+                                                           for part, offset in zip(parts, offsets)])
+        return cls([doc_id for part in parts for doc_id in part.ids], indptr.astype(np.int64),
+                   np.concatenate([part.terms for part in parts]), np.concatenate([part.weights for part in parts]),
+                   dims.pop())
 
     def write(self, path: Path) -> None:
         """Write the vectors as an Arrow IPC file."""

@@ -244,6 +244,17 @@ class Corpus:
                                    (self.directory, self.manifest))
         return Corpus(directory)
 
+    def view(self, start: int, stop: int) -> "Corpus":
+        """Rows ``start..stop-1`` as a read-only corpus sharing this one's memory map (a shard).
+
+        The view keeps the parent's manifest and checksum: it is a part of this corpus, not a corpus
+        of its own, and is what one worker of a sharded build indexes.
+        """
+        view = object.__new__(Corpus)
+        view.directory, view.manifest = self.directory, self.manifest
+        view._table, view._row_of = self._table.slice(start, max(stop - start, 0)), None
+        return view
+
     def __len__(self) -> int:
         return self._table.num_rows
 
