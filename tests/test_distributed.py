@@ -26,14 +26,12 @@ ADDED = 40
 def cluster():
     """A local 2-CPU cluster, started after the JVM (the order that crashed Lucene before Ray's
     fault handlers were put back; the whole suite starts Lucene long before this module)."""
-    import ray
-
     from indexes.jvm import java_class
-    from retriever.distributed.cluster import connect
+    from retriever.distributed.cluster import connect, disconnect
 
     java_class("java.util.ArrayList")
     yield connect(2)
-    ray.shutdown()
+    disconnect()
 
 
 @pytest.fixture(scope="module")

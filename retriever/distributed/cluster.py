@@ -74,6 +74,14 @@ def connect(workers: int, address: str | None = None) -> Cluster:
     return Cluster(workers, float(ray.cluster_resources().get("GPU", 0)))
 
 
+def disconnect() -> None:
+    """Shut the Ray connection down, keeping the process's fault handlers (see :func:`connect`)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        with _fault_handlers_kept():
+            ray.shutdown()
+
+
 @contextmanager
 def _fault_handlers_kept() -> Iterator[None]:
     """Put back the process's SIGSEGV / SIGBUS / SIGFPE / SIGILL handlers after Ray installs its own.
