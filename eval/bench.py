@@ -81,24 +81,29 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
         started = time.perf_counter()
         index = build_index(kind, corpus, Path(tmp) / "index", settings)
         build_seconds = time.perf_counter() - started
-        for query in queries[:WARMUP]:
-            index.search([query], 10)
-        latencies = []
-        for query in queries:
-            started = time.perf_counter()
-            index.search([query], 10)
-            latencies.append(1000 * (time.perf_counter() - started))
-        started = time.perf_counter()
-        index.search(queries, 10)
-        batch_seconds = time.perf_counter() - started
+        timings = query_timings(index, queries)
         size = dir_size(index.directory)
         extras = index.benchmark_extras(queries)
         index.close()
     return {"system": str(parse_spec(spec)), "docs": len(corpus), "build_seconds": round(build_seconds, 2),
-            "build_docs_per_s": len(corpus) / build_seconds,
-            "p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
-            "batch_qps": len(queries) / batch_seconds, "size_mb": size / 2**20,
+            "build_docs_per_s": len(corpus) / build_seconds, **timings, "size_mb": size / 2**20,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "extras": extras}
+
+
+def query_timings(index: Any, queries: Sequence[str], k: int = 10) -> dict[str, float]:
+    """p50 / p95 latency of one query at a time (after a warm-up) and the QPS of one batch, for ``index``."""
+    for query in queries[:WARMUP]:
+        index.search([query], k)
+    latencies = []
+    for query in queries:
+        started = time.perf_counter()
+        index.search([query], k)
+        latencies.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    index.search(list(queries), k)
+    batch_seconds = time.perf_counter() - started
+    return {"p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
+            "batch_qps": len(queries) / batch_seconds}
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:

@@ -26,13 +26,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from eval.bench import query_timings
 from eval.report import git_commit
 
 FIGURES = [("build_docs_per_s", "build docs/s", "{:.0f}"), ("size_mb", "size MB", "{:.1f}"),
            ("p50_ms", "p50 ms", "{:.2f}"), ("p95_ms", "p95 ms", "{:.2f}"), ("batch_qps", "batch QPS", "{:.0f}"),
            ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
 QUERIES = 200
-WARMUP = 5
 
 
 def run_scale(specs: Sequence[str], sizes: Sequence[int], workers: Sequence[int], out_dir: Path,
@@ -74,22 +74,12 @@ def measure(spec: str, size: int, workers: int, seed: int) -> dict[str, Any]:
             started = time.perf_counter()
             index = build_index(kind, corpus, Path(tmp) / "index", settings)
         build_seconds = time.perf_counter() - started
-        for query in queries[:WARMUP]:
-            index.search([query], 10)
-        latencies = []
-        for query in queries:
-            started = time.perf_counter()
-            index.search([query], 10)
-            latencies.append(1000 * (time.perf_counter() - started))
-        started = time.perf_counter()
-        index.search(queries, 10)
-        batch_seconds = time.perf_counter() - started
+        timings = query_timings(index, queries)
         size_bytes = dir_size(index.directory) - sum(dir_size(d) for d in index.shard_dirs)
         index.close()
     return {"system": spec, "workers": workers, "docs": size, "corpus_seconds": round(corpus_seconds, 1),
             "build_seconds": round(build_seconds, 1), "build_docs_per_s": size / build_seconds,
-            "size_mb": size_bytes / 2**20, "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)), "batch_qps": len(queries) / batch_seconds,
+            "size_mb": size_bytes / 2**20, **timings,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -23,14 +23,13 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from indexes.base import Index, build_index, build_shard, canonical_spec, index_class, merge_index, open_index, \
-    parse_index_spec
+from indexes.base import Index, build_index, build_shard, index_class, merge_index, open_index, parse_index_spec
 from retriever.core.corpus import Corpus
-from retriever.core.errors import SpecError
 from retriever.core.progress import progress
 from retriever.core.storage import TMP_PREFIX
 from retriever.distributed.cluster import Cluster, connect, ray_module
-from retriever.engine.writer import Documents, Transaction, read_documents, transaction
+from retriever.engine import writer
+from retriever.engine.writer import Documents, IndexBuilder, Transaction, parse_specs, read_documents, transaction
 
 
 def shard_ranges(start: int, stop: int, shards: int, block: int = 1) -> list[tuple[int, int]]:
@@ -48,27 +47,20 @@ def shard_ranges(start: int, stop: int, shards: int, block: int = 1) -> list[tup
 def build(path: str | Path, documents: Documents | Corpus, indexes: Sequence[str], workers: int,
           address: str | None = None, overwrite: bool = False) -> None:
     """Build a new engine with each index sharded over ``workers`` Ray tasks (one transaction)."""
-    specs = _parse_specs(indexes)
-    cluster = connect(workers, address)
-    with transaction(Path(path), create=True, overwrite=overwrite) as tx:
-        tx.state.update(indexes={}, specs={})
-        corpus = tx.store_corpus(documents)
-        for name, kind, settings in progress(specs, desc="building indexes", unit="index"):
-            tx.put_index(name, _build(tx, cluster, name, kind, settings, corpus), canonical_spec(name, kind, settings))
+    parse_specs(indexes)  # settings are checked before Ray starts
+    writer.build(path, documents, indexes, overwrite, _builder(connect(workers, address)))
 
 
 def build_indexes(path: str | Path, indexes: Sequence[str], workers: int, address: str | None = None,
                   overwrite: bool = False) -> None:
     """Build more indexes over an engine's corpus, sharded (one transaction)."""
-    specs = _parse_specs(indexes)
-    cluster = connect(workers, address)
-    with transaction(Path(path)) as tx:
-        clashes = [name for name, _, _ in specs if name in tx.state["indexes"]]
-        if clashes and not overwrite:
-            raise FileExistsError(f"{path} already has an index named {clashes[0]!r}; pass overwrite=True")
-        corpus = Corpus.open(tx.corpus_dir)
-        for name, kind, settings in specs:
-            tx.put_index(name, _build(tx, cluster, name, kind, settings, corpus), canonical_spec(name, kind, settings))
+    parse_specs(indexes)
+    writer.build_indexes(path, indexes, overwrite, _builder(connect(workers, address)))
+
+
+def _builder(cluster: Cluster) -> IndexBuilder:
+    """Builds one index of a transaction sharded over ``cluster``."""
+    return lambda tx, name, kind, settings, corpus: _build(tx, cluster, name, kind, settings, corpus)
 
 
 def add(path: str | Path, documents: Documents, workers: int, address: str | None = None) -> int:
@@ -150,10 +142,3 @@ def _extended(base_dir: str, corpus_dir: str, start: int, directory: str) -> Non
         extend_index(base, docs, corpus, Path(directory)).close()
     finally:
         base.close()
-
-
-def _parse_specs(indexes: Sequence[str]) -> list[tuple[str, str, dict[str, str]]]:
-    specs = [parse_index_spec(spec) for spec in indexes]
-    if len({name for name, _, _ in specs}) != len(specs):
-        raise SpecError(f"two indexes share a name in {list(indexes)}")
-    return specs

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from indexes.base import Index, build_index, canonical_spec, extend_index, open_index, parse_index_spec
 from retriever.core.corpus import Corpus, Document, located_documents, read_beir_corpus
@@ -29,6 +29,7 @@ from retriever.engine.state import (FORMAT_VERSION, JOURNAL, LOCK, READERS, STAT
                                     generation_of, live_dirs, locked, read_state, readers_of, write_state)
 
 Documents = str | Path | Iterable[Any]
+IndexBuilder = Callable[["Transaction", str, str, dict[str, Any], Corpus], Index]
 
 
 class Transaction:
@@ -135,28 +136,39 @@ def collect(path: str | Path) -> bool:
     return True
 
 
-def build(path: str | Path, documents: Documents | Corpus, indexes: Sequence[str], overwrite: bool = False) -> None:
-    """Build a new engine: store the documents, then build each index spec (one transaction)."""
-    specs = _parse_specs(indexes)
+def build(path: str | Path, documents: Documents | Corpus, indexes: Sequence[str], overwrite: bool = False,
+          builder: "IndexBuilder | None" = None) -> None:
+    """Build a new engine: store the documents, then build each index spec (one transaction).
+
+    ``builder`` builds one index into the transaction (default: in this process; the Ray
+    sharded build passes its own).
+    """
+    specs = parse_specs(indexes)
+    builder = builder or build_here
     with transaction(Path(path), create=True, overwrite=overwrite) as tx:
         tx.state.update(indexes={}, specs={})
         corpus = tx.store_corpus(documents)
         for name, kind, settings in progress(specs, desc="building indexes", unit="index"):
-            tx.put_index(name, build_index(kind, corpus, tx.directory(name), settings),
-                         canonical_spec(name, kind, settings))
+            tx.put_index(name, builder(tx, name, kind, settings, corpus), canonical_spec(name, kind, settings))
 
 
-def build_indexes(path: str | Path, indexes: Sequence[str], overwrite: bool = False) -> None:
-    """Build more indexes over an engine's corpus (one transaction)."""
-    specs = _parse_specs(indexes)
+def build_indexes(path: str | Path, indexes: Sequence[str], overwrite: bool = False,
+                  builder: "IndexBuilder | None" = None) -> None:
+    """Build more indexes over an engine's corpus (one transaction); ``builder`` as in :func:`build`."""
+    specs = parse_specs(indexes)
+    builder = builder or build_here
     with transaction(Path(path)) as tx:
         clashes = [name for name, _, _ in specs if name in tx.state["indexes"]]
         if clashes and not overwrite:
             raise FileExistsError(f"{path} already has an index named {clashes[0]!r}; pass overwrite=True")
         corpus = Corpus.open(tx.corpus_dir)
         for name, kind, settings in specs:
-            tx.put_index(name, build_index(kind, corpus, tx.directory(name), settings),
-                         canonical_spec(name, kind, settings))
+            tx.put_index(name, builder(tx, name, kind, settings, corpus), canonical_spec(name, kind, settings))
+
+
+def build_here(tx: Transaction, name: str, kind: str, settings: dict[str, Any], corpus: Corpus) -> Index:
+    """Build one index of ``tx`` in this process."""
+    return build_index(kind, corpus, tx.directory(name), settings)
 
 
 def add(path: str | Path, documents: Documents) -> int:
@@ -191,7 +203,8 @@ def read_documents(documents: Documents) -> Iterator[tuple[Document, str | None,
     return located_documents(documents)
 
 
-def _parse_specs(indexes: Sequence[str]) -> list[tuple[str, str, dict[str, str]]]:
+def parse_specs(indexes: Sequence[str]) -> list[tuple[str, str, dict[str, str]]]:
+    """Parse and check index specs (settings included) before any work; names must be unique."""
     specs = [parse_index_spec(spec) for spec in indexes]
     if len({name for name, _, _ in specs}) != len(specs):
         raise SpecError(f"two indexes share a name in {list(indexes)}")
