@@ -651,17 +651,30 @@ def bench_serve(engine_dir, systems, requests, clients, workers, out_dir) -> Non
 @click.option("--llm", default=None, help="Language model for ask (as for `retriever ask`); omit: no-LLM mode.")
 @click.option("--set", "limits", multiple=True, metavar="KEY=VALUE",
               help="A limit, e.g. max_k=100, timeout_s=30. Repeatable.")
-def serve(engine_dir, host, port, workers, token, insecure, allow_writes, cors_origins, llm, limits) -> None:
+@click.option("--ray", "on_ray", is_flag=True,
+              help="ENGINE_DIR was built with --workers: fan searches out to Ray searcher actors, one per shard.")
+@click.option("--ray-address", default=None, help="With --ray: the cluster to join (default $RAY_ADDRESS, else a local one).")
+def serve(engine_dir, host, port, workers, token, insecure, allow_writes, cors_origins, llm, limits, on_ray,
+          ray_address) -> None:
     """Serve ENGINE_DIR over HTTP: JSON API under /api, OpenAPI at /docs, a web page at /.
 
     \b
     Example:
       retriever serve work/nfcorpus --port 8000
       retriever serve work/nfcorpus --host 0.0.0.0 --token "$RETRIEVER_TOKEN" --allow-writes
+      retriever serve work/big --ray --ray-address auto
     """
     from retriever.serve.run import serve as run, settings
 
-    run(engine_dir, settings(host, port, token, insecure, allow_writes, cors_origins, llm, limits), workers)
+    config = settings(host, port, token, insecure, allow_writes, cors_origins, llm, limits)
+    if not on_ray:
+        if ray_address:
+            raise click.UsageError("--ray-address needs --ray")
+        run(engine_dir, config, workers)
+        return
+    from retriever.distributed.search import DistributedEngine
+
+    run(engine_dir, config, workers, opener=lambda path: DistributedEngine(path, address=ray_address))
 
 
 @main.command()

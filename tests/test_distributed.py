@@ -89,6 +89,32 @@ def test_fanout_search_equals_single_process(engines, queries):
         assert ranked != exact
 
 
+def test_service_fronts_the_sharded_engine(engines, queries):
+    """`retriever serve --ray`: the same HTTP app is the ingress; its answers equal the single process's."""
+    from fastapi.testclient import TestClient
+
+    from retriever.distributed.search import DistributedEngine
+    from retriever.serve.app import create_app
+    from retriever.serve.config import ServeConfig
+    from retriever.serve.live import LiveEngine
+
+    single, sharded = engines
+    live = LiveEngine.open(sharded.path, opener=DistributedEngine)
+    try:
+        with live.use() as held:
+            assert isinstance(held.engine, DistributedEngine)
+        with TestClient(create_app(live, ServeConfig())) as api:
+            for using in ["bm25", "sparse", "rrf(bm25,dense)"]:
+                answers = [api.get("/api/search", params={"q": q, "k": 10, "using": using}).json() for q in queries]
+                assert [[(h["doc_id"], h["score"]) for h in a["hits"]] for a in answers] == \
+                    single.rankings(queries, 10, using=using), using
+            batch = api.post("/api/batch_search", json={"queries": queries[:3], "k": 5, "using": "dense"}).json()
+            assert [[h["doc_id"] for h in r["hits"]] for r in batch["results"]] == \
+                [[d for d, _ in r] for r in single.rankings(queries[:3], 5, using="dense")]
+    finally:
+        live.close()
+
+
 def test_sharded_add_equals_single_process_add(engines, docs, queries):
     from retriever.distributed.build import add
     from retriever.distributed.search import DistributedEngine

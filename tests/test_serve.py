@@ -15,6 +15,7 @@ from retriever.engine import writer
 from retriever.serve.app import create_app
 from retriever.serve.config import Limits, ServeConfig
 from retriever.serve.live import LiveEngine
+from retriever.serve.run import serve
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -150,6 +151,17 @@ def test_settings_are_safe_by_default(slice_engine):
     with client(slice_engine.path, cors_origins=("http://x.test",)) as c:
         got = c.get("/api/health", headers={"Origin": "http://x.test"})
         assert got.headers["access-control-allow-origin"] == "http://x.test"
+
+
+def test_a_ray_engine_has_one_ingress_process(slice_engine):
+    from click.testing import CliRunner
+
+    import cli
+
+    got = CliRunner().invoke(cli.main, ["serve", str(slice_engine.path), "--ray-address", "auto"])
+    assert got.exit_code == 2 and "--ray-address needs --ray" in got.output
+    with pytest.raises(SpecError, match="one ingress process"):
+        serve(slice_engine.path, ServeConfig(), workers=2, opener=lambda path: Engine.open(path))
 
 
 def test_timeout_is_a_json_504(hotpot_engine, hotpot_slice):

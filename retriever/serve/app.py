@@ -17,7 +17,8 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from fastapi.staticfiles import StaticFiles
 
 from retriever.core.errors import RetrieverError
@@ -102,26 +103,26 @@ def _api(service: Service, config: ServeConfig) -> APIRouter:
         except TimeoutError:
             raise ApiError(504, "timeout", f"request took over {limits.timeout_s:g} s") from None
 
-    async def searched(body: SearchRequest) -> SearchResponse:
+    async def searched(body: SearchRequest) -> Response:
         generation, using, hits = await run(
             lambda: service.search([body.query], body.k, body.using, body.rerank, body.depth))
-        return _response(body.query, using, generation, hits[0])
+        return _json(_response(body.query, using, generation, hits[0]))
 
     @router.get("/search", response_model=SearchResponse, summary="Search one query")
     async def search_get(q: str = Query(description="The query text."), k: int = 10, using: str | None = None,
-                         rerank: str | None = None, depth: int | None = None) -> SearchResponse:
+                         rerank: str | None = None, depth: int | None = None) -> Response:
         return await searched(SearchRequest(query=q, k=k, using=using, rerank=rerank, depth=depth))
 
     @router.post("/search", response_model=SearchResponse, summary="Search one query")
-    async def search_post(body: SearchRequest) -> SearchResponse:
+    async def search_post(body: SearchRequest) -> Response:
         return await searched(body)
 
     @router.post("/batch_search", response_model=BatchSearchResponse, summary="Search many queries at once")
-    async def batch_search(body: BatchSearchRequest) -> BatchSearchResponse:
+    async def batch_search(body: BatchSearchRequest) -> Response:
         generation, using, hits = await run(
             lambda: service.search(body.queries, body.k, body.using, body.rerank, body.depth))
-        return BatchSearchResponse(using=using, generation=generation,
-                                   results=[_response(q, using, generation, h) for q, h in zip(body.queries, hits)])
+        return _json(BatchSearchResponse(using=using, generation=generation, results=[
+            _response(q, using, generation, h) for q, h in zip(body.queries, hits)]))
 
     @router.get("/documents/{doc_id:path}", response_model=DocumentOut, summary="One document by id")
     async def document(doc_id: str) -> DocumentOut:
@@ -162,6 +163,11 @@ def _api(service: Service, config: ServeConfig) -> APIRouter:
         return AddResponse(added=added, generation=generation)
 
     return router
+
+
+def _json(model: BaseModel) -> Response:
+    """``model`` serialized once by pydantic (it was validated when built; FastAPI would check it again)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _response(query: str, using: str, generation: int, hits: list) -> SearchResponse:

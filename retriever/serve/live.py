@@ -26,6 +26,7 @@ from retriever.api import Engine
 from retriever.engine.state import STATE
 
 REOPEN_TRIES = 3
+Opener = Callable[[Path], Engine]
 log = logging.getLogger("retriever.serve")
 
 
@@ -55,21 +56,24 @@ class LiveEngine:
     Args:
         path: the engine directory.
         refresh_s: at most how often ``engine.json`` is checked for a new generation.
+        opener: opens one generation (default :meth:`Engine.open`; a sharded engine on Ray passes
+            :class:`~retriever.distributed.search.DistributedEngine`, so its searches fan out).
     """
 
-    def __init__(self, path: str | Path, refresh_s: float = 0.25):
+    def __init__(self, path: str | Path, refresh_s: float = 0.25, opener: Opener = Engine.open):
         self.path = Path(path)
         self.refresh_s = refresh_s
+        self.opener = opener
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._stamp = self._state_stamp()
-        self._current = Generation(_warm(Engine.open(self.path)))
+        self._current = Generation(_warm(opener(self.path)))
         self._checked = time.monotonic()
 
     @classmethod
-    def open(cls, path: str | Path, refresh_s: float = 0.25) -> "LiveEngine":
+    def open(cls, path: str | Path, refresh_s: float = 0.25, opener: Opener = Engine.open) -> "LiveEngine":
         """Open and warm the live generation of ``path``."""
-        return cls(path, refresh_s)
+        return cls(path, refresh_s, opener)
 
     @property
     def generation(self) -> int:
@@ -134,7 +138,7 @@ class LiveEngine:
             if stamp == self._stamp:
                 return False
             try:
-                engine = _warm(Engine.open(self.path))
+                engine = _warm(self.opener(self.path))
             except Exception:
                 if attempt + 1 == REOPEN_TRIES:
                     raise

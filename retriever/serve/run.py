@@ -17,23 +17,33 @@ from fastapi import FastAPI
 from retriever.serve.app import create_app
 from retriever.core.errors import SpecError
 from retriever.serve.config import LOOPBACK, Limits, ServeConfig
-from retriever.serve.live import LiveEngine
+from retriever.api import Engine
+from retriever.serve.live import LiveEngine, Opener
 
 _ENV = "RETRIEVER_SERVE_SETTINGS"
 KEEP_ALIVE_S = 75  # idle keep-alive connections stay open this long (as nginx's default)
 
 
-def serve(engine_dir: str | Path, config: ServeConfig, workers: int = 1, log_level: str = "info") -> None:
-    """Open ``engine_dir`` and serve it until interrupted."""
+def serve(engine_dir: str | Path, config: ServeConfig, workers: int = 1, log_level: str = "info",
+          opener: Opener = Engine.open) -> None:
+    """Open ``engine_dir`` with ``opener`` and serve it until interrupted.
+
+    A sharded engine on Ray passes a :class:`~retriever.distributed.search.DistributedEngine`
+    opener: this process is then the one ingress and Ray's searcher actors do the work, so
+    ``workers`` must stay 1.
+    """
     import uvicorn
 
     options = {"host": config.host, "port": config.port, "log_level": log_level, "server_header": False,
                "timeout_graceful_shutdown": 5, "timeout_keep_alive": KEEP_ALIVE_S}
+    if workers > 1 and opener is not Engine.open:
+        raise SpecError("a Ray-sharded engine is served by one ingress process (its searches fan out to Ray "
+                        "actors): drop --workers")
     if workers > 1:
         os.environ[_ENV] = json.dumps({"engine": str(engine_dir), "config": asdict(config)})
         uvicorn.run("retriever.serve.run:app_from_environment", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(LiveEngine.open(engine_dir, config.refresh_s), config), **options)
+        uvicorn.run(create_app(LiveEngine.open(engine_dir, config.refresh_s, opener), config), **options)
 
 
 def app_from_environment() -> FastAPI:
