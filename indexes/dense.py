@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +26,9 @@ from retriever.core.models import DEFAULT_DENSE_MODEL, resolve_model
 from retriever.core.progress import progress
 from retriever.core.settings import Schema, Setting, at_least, one_of
 from retriever.core.types import Ranking
+
+_SHARED_ENCODERS: dict[tuple, Any] = {}  # see shared_encoder
+_SHARED_LOCK = threading.Lock()
 
 FAISS_FILE = "index.faiss"
 IDS_FILE = "docids.arrow"
@@ -124,9 +128,9 @@ class DenseIndex(Index):
 
     @property
     def encoder(self):
-        """The sentence-transformers model, loaded on first use."""
+        """The sentence-transformers model, loaded on first use (once per process, see :func:`shared_encoder`)."""
         if self._encoder is None:
-            self._encoder = load_encoder(self.settings)
+            self._encoder = shared_encoder(self.settings)
         return self._encoder
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -189,6 +193,19 @@ def _write_faiss(directory: Path, vectors: np.ndarray, factory: str, ids: list[s
     index.add(vectors)
     faiss.write_index(index, str(directory / FAISS_FILE))
     write_ids(directory / IDS_FILE, ids)
+
+
+def shared_encoder(settings: dict[str, Any]):
+    """The settings' encoder, loaded once per process and shared by every index that uses the same model.
+
+    A server reopens the engine at each new generation; its dense indexes then reuse the model
+    already in memory instead of loading it again (inference only: the model is never changed).
+    """
+    key = (resolve_model(settings["model"]), settings.get("max_seq_length"), settings.get("runtime", "torch"))
+    with _SHARED_LOCK:
+        if key not in _SHARED_ENCODERS:
+            _SHARED_ENCODERS[key] = load_encoder(settings)
+        return _SHARED_ENCODERS[key]
 
 
 def load_encoder(settings: dict[str, Any]):

@@ -153,6 +153,19 @@ def test_settings_are_safe_by_default(slice_engine):
         assert got.headers["access-control-allow-origin"] == "http://x.test"
 
 
+def test_only_model_free_single_searches_skip_the_thread_pool(api, slice_engine, queries):
+    service = api.app.state.service
+    assert service.model_free(queries[:1], "bm25", None)
+    assert not service.model_free(queries[:1], "dense", None)  # a model encodes the query
+    assert not service.model_free(queries[:1], "rrf(bm25,dense)", None)
+    assert not service.model_free(queries[:2], "bm25", None)  # a batch
+    assert not service.model_free(queries[:1], "bm25", "top(k=3)")
+    assert not service.model_free(queries[:1], "nope", None)  # the threaded path reports the error
+    assert api.get("/api/search", params={"q": queries[0], "using": "nope"}).json()["code"] == "bad_spec"
+    got = api.get("/api/search", params={"q": queries[0], "k": 5, "using": "bm25"}).json()
+    assert [(h["doc_id"], h["score"]) for h in got["hits"]] == slice_engine.rankings(queries[:1], 5, using="bm25")[0]
+
+
 def test_a_ray_engine_has_one_ingress_process(slice_engine):
     from click.testing import CliRunner
 

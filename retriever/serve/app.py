@@ -104,8 +104,11 @@ def _api(service: Service, config: ServeConfig) -> APIRouter:
             raise ApiError(504, "timeout", f"request took over {limits.timeout_s:g} s") from None
 
     async def searched(body: SearchRequest) -> Response:
-        generation, using, hits = await run(
-            lambda: service.search([body.query], body.k, body.using, body.rerank, body.depth))
+        def work() -> tuple[int, str, list]:
+            return service.search([body.query], body.k, body.using, body.rerank, body.depth)
+
+        inline = service.model_free([body.query], body.using, body.rerank)
+        generation, using, hits = work() if inline else await run(work)
         return _json(_response(body.query, using, generation, hits[0]))
 
     @router.get("/search", response_model=SearchResponse, summary="Search one query")

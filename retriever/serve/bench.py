@@ -118,7 +118,7 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
     def local(query: str) -> None:
         engine.search(query, k=k, using=using)
 
-    answers: list[tuple[str, str, int, list]] = []
+    bodies: list[tuple[str, bytes]] = []
     failures: list[str] = []
     lock = threading.Lock()
 
@@ -138,9 +138,8 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
                 with lock:
                     failures.append(f"{type(e).__name__}: {e}")
                 return
-            found = json.loads(body)
-            with lock:
-                answers.append((using, query, found["generation"], [(h["doc_id"], h["score"]) for h in found["hits"]]))
+            with lock:  # decoded after the timed phases: the client's JSON parsing is not the server's cost
+                bodies.append((query, body))
 
         return call
 
@@ -148,7 +147,7 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
              "http_n": [remote_client() for _ in range(clients)]}
     for name, workers in calls.items():  # warm up: connections, JIT paths, caches
         timed(workers, order[:2 * len(workers)])
-    answers.clear()
+    bodies.clear()
     counts = {"in_process_1": sequential, "http_1": sequential, "in_process_n": requests, "http_n": requests}
     parts: dict[str, list[dict]] = {name: [] for name in calls}
     for round_ in range(ROUNDS):  # interleaved, so a change in the machine's load hits every phase alike
@@ -156,6 +155,8 @@ def measure(engine: Engine, port: int, using: str, queries: list[str], k: int, r
             chunk = order[round_ * counts[name] // ROUNDS:(round_ + 1) * counts[name] // ROUNDS]
             parts[name].append(timed(workers, chunk, keep=True))
     phases = {name: summary(chunks) for name, chunks in parts.items()}
+    answers = [(using, query, found["generation"], [(h["doc_id"], h["score"]) for h in found["hits"]])
+               for query, found in ((query, json.loads(body)) for query, body in bodies)]
     row = {"using": using, "failed": len(failures), "failures": failures[:20], **phases,
            "p50_overhead_ms": round(phases["http_1"]["p50_ms"] - phases["in_process_1"]["p50_ms"], 3),
            "qps_ratio": round(phases["http_n"]["qps"] / phases["in_process_n"]["qps"], 3)}

@@ -64,6 +64,7 @@ class LiveEngine:
         self.path = Path(path)
         self.refresh_s = refresh_s
         self.opener = opener
+        self.in_process = opener == Engine.open  # False when searches go to other processes (Ray actors)
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._stamp = self._state_stamp()

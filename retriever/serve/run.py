@@ -36,7 +36,7 @@ def serve(engine_dir: str | Path, config: ServeConfig, workers: int = 1, log_lev
 
     options = {"host": config.host, "port": config.port, "log_level": log_level, "server_header": False,
                "timeout_graceful_shutdown": 5, "timeout_keep_alive": KEEP_ALIVE_S}
-    if workers > 1 and opener is not Engine.open:
+    if workers > 1 and opener != Engine.open:
         raise SpecError("a Ray-sharded engine is served by one ingress process (its searches fan out to Ray "
                         "actors): drop --workers")
     if workers > 1:

@@ -15,6 +15,7 @@ from retriever.agent import Agent
 from retriever.agent.loop import Answer, Budget
 from retriever.agent.trace import Hop
 from retriever.core.corpus import Document
+from retriever.core.errors import RetrieverError
 from retriever.core.specs import parse_spec
 from retriever.core.types import Hit
 from retriever.engine import writer
@@ -23,6 +24,8 @@ from retriever.rerank.base import Reranker, load_reranker
 from retriever.serve.config import ServeConfig
 from retriever.serve.errors import ApiError
 from retriever.serve.live import Generation, LiveEngine
+
+MODEL_FREE_KINDS = frozenset({"bm25", "sparse"})  # no model runs for a query (inference-free sparse included)
 
 
 class Service:
@@ -56,6 +59,22 @@ class Service:
             using = using or default_using(held)
             options = {"depth": depth} if depth is not None else {}
             return held.number, using, held.engine.batch_search(list(queries), k, using, reranker, **options)
+
+    def model_free(self, queries: Sequence[str], using: str | None, rerank: str | None) -> bool:
+        """Whether a search runs no model: one query, no reranker, only bm25 / sparse indexes, in this process.
+
+        Such a search takes about a millisecond, so the app answers it on the event loop instead of
+        handing it to a thread (two wake-ups more, which a busy machine makes cost milliseconds).
+        """
+        if len(queries) != 1 or rerank or not self.live.in_process:
+            return False
+        with self.live.use() as held:
+            try:
+                target = held.engine.resolve(using or default_using(held))
+                names = [target] if isinstance(target, str) else list(target.names)
+                return all(held.engine.index(name).kind in MODEL_FREE_KINDS for name in names)
+            except RetrieverError:
+                return False  # the threaded path reports the error
 
     def document(self, doc_id: str) -> tuple[int, Document]:
         """``(generation, document)``; a 404 error when the id is unknown."""
