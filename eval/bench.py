@@ -90,17 +90,20 @@ def measure(spec: str, dataset_name: str, query_count: int, limit: int | None, d
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "extras": extras}
 
 
-def query_timings(index: Any, queries: Sequence[str], k: int = 10) -> dict[str, float]:
-    """p50 / p95 latency of one query at a time (after a warm-up) and the QPS of one batch, for ``index``."""
+def query_timings(index: Any, queries: Sequence[str], k: int = 10, **knobs: Any) -> dict[str, float]:
+    """p50 / p95 latency of one query at a time (after a warm-up) and the QPS of one batch, for ``index``.
+
+    ``knobs`` are passed to every search (e.g. a sparse index's ``min_weight``).
+    """
     for query in queries[:WARMUP]:
-        index.search([query], k)
+        index.search([query], k, **knobs)
     latencies = []
     for query in queries:
         started = time.perf_counter()
-        index.search([query], k)
+        index.search([query], k, **knobs)
         latencies.append(1000 * (time.perf_counter() - started))
     started = time.perf_counter()
-    index.search(list(queries), k)
+    index.search(list(queries), k, **knobs)
     batch_seconds = time.perf_counter() - started
     return {"p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
             "batch_qps": len(queries) / batch_seconds}

@@ -21,13 +21,20 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from eval.beir import evaluate
+from eval.bench import query_timings
 from eval.report import write_report
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
 from indexes.sparse.queries import QUERY_WEIGHTS_FILE
 from retriever.core.storage import dir_size
+
+LATENCY_QUERIES = 200  # test queries timed one at a time per round
+LATENCY_ROUNDS = 3
+
 
 def sparse_specs(models: Mapping[str, str], settings: str = "") -> dict[str, str]:
     """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory.
@@ -59,7 +66,7 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
                      "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2),
                      "train_seconds": _train_seconds(index.settings.get("model")) if name in models else None})
         if prune and index.kind == "sparse":
-            rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune)
+            rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune, engine.indexes.get("bm25"))
     write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
                  {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
                  markdown(dataset.name, split, rows))
@@ -67,8 +74,14 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
     return rows
 
 
-def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[float]) -> list[dict[str, float]]:
-    """nDCG@10 and query terms per query of a sparse index for each query-term ``min_weight``."""
+def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[float],
+                 baseline=None) -> list[dict[str, float]]:
+    """nDCG@10, query terms per query and p50 latency of a sparse index for each query-term ``min_weight``.
+
+    With ``baseline`` (the BM25 index) each p50 is also given as a ratio to BM25's, timed in the
+    same process in interleaved rounds (the median of :data:`LATENCY_ROUNDS`), so a change in the
+    machine's load hits both alike.
+    """
     queries, qrels = dataset.split(split)
     ids = [qid for qid in qrels if qid in queries]
     texts = [queries[qid].text for qid in ids]
@@ -79,6 +92,18 @@ def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[floa
         terms = [len(t) for t, _ in index.encode_queries(texts, min_weight=floor)]
         out.append({"min_weight": floor, "nDCG@10": round(metrics["nDCG@10"], 4),
                     "terms_per_query": round(sum(terms) / max(len(terms), 1), 2)})
+    timed = texts[:LATENCY_QUERIES]
+    p50s: dict[float, list[float]] = {floor: [] for floor in min_weights}
+    base: list[float] = []
+    for _ in range(LATENCY_ROUNDS):
+        if baseline is not None:
+            base.append(query_timings(baseline, timed)["p50_ms"])
+        for floor in min_weights:
+            p50s[floor].append(query_timings(index, timed, min_weight=floor)["p50_ms"])
+    for row in out:
+        row["p50_ms"] = round(float(np.median(p50s[row["min_weight"]])), 3)
+        if base:
+            row["p50_vs_bm25"] = round(row["p50_ms"] / float(np.median(base)), 2)
     return out
 
 
@@ -115,6 +140,8 @@ def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
         lines.append(f"| `{r['spec']}` | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['RR@10']:.4f} | {nnz} | "
                      f"{r['size_mb']:.1f} |")
         for cost in r.get("pruning", []):
+            ratio = f", {cost['p50_vs_bm25']:.2f}x BM25" if "p50_vs_bm25" in cost else ""
             lines.append(f"| `{r['spec']}` query min_weight={cost['min_weight']:g} "
-                         f"({cost['terms_per_query']:.1f} terms/query) | {cost['nDCG@10']:.4f} | | | | |")
+                         f"({cost['terms_per_query']:.1f} terms/query; p50 {cost['p50_ms']:.3f} ms{ratio}) | "
+                         f"{cost['nDCG@10']:.4f} | | | | |")
     return "\n".join(lines) + "\n"
