@@ -1,6 +1,6 @@
 """Document-encoding throughput and quality of the encoder runtimes, in one run.
 
-For each index kind (dense, sparse) and runtime (``torch`` today's path, ``onnx``,
+For each index kind (dense, sparse) and runtime (``torch`` today's path, ``torch-bf16``, ``onnx``,
 ``onnx-int8``), the same documents are encoded one runtime after the other in this process
 (docs/s, after a warm-up that also exports the ONNX graph), and, with ``--quality``, the
 index is built over the whole dataset and nDCG@10 evaluated, reported as the change
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")
+RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def throughput(kind: str, runtime: str, texts: Sequence[str], settings: dict[str, Any]) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexes.base import Index
+from indexes.bf16 import RUNTIME as BF16, Bf16SentenceEncoder
 from indexes.onnx import RUNTIMES, OnnxSentenceEncoder
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import SettingError, SpecError
@@ -41,7 +42,7 @@ SCHEMA = Schema("dense", (
             nullable=True),
     Setting("query_prefix", str, "", help="text put before every query"),
     Setting("document_prefix", str, "", help="text put before every document"),
-    Setting("runtime", str, "torch", one_of(*RUNTIMES), "encoder runtime: torch, onnx or onnx-int8 (indexes.onnx)"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "encoder runtime: torch, torch-bf16 (indexes.bf16), onnx or onnx-int8 (indexes.onnx)"),
 ))
 # dimensions the factory string is tried on before encoding (sub-quantizer counts must divide one of them)
 _PROBE_DIMENSIONS = (384, 768, 1024, 64)
@@ -216,8 +217,11 @@ def load_encoder(settings: dict[str, Any]):
     encoder = SentenceTransformer(path, device=_device())
     if settings.get("max_seq_length"):
         encoder.max_seq_length = int(settings["max_seq_length"])
-    if settings.get("runtime", "torch") != "torch":
-        return OnnxSentenceEncoder(encoder, path, settings["runtime"])
+    runtime = settings.get("runtime", "torch")
+    if runtime == BF16:
+        return Bf16SentenceEncoder(encoder)
+    if runtime != "torch":
+        return OnnxSentenceEncoder(encoder, path, runtime)
     return encoder
 
 

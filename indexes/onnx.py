@@ -22,7 +22,7 @@ import torch
 
 from retriever.core.errors import MissingResourceError, SpecError
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")
+RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")  # torch-bf16: indexes.bf16
 
 
 def cache_dir() -> Path:

@@ -33,6 +33,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from indexes.bf16 import bf16_autocast
 from indexes.sparse.queries import VocabularyMismatchError, vocabulary_checksum
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.errors import MissingResourceError
@@ -65,10 +66,12 @@ class DocEncoder:
         max_length: tokens read per document (special tokens included).
         top_k: keep at most this many terms per document (0: all).
         threshold: drop weights below this value (0: none).
+        bf16: encode documents under bfloat16 autocast (``runtime=torch-bf16``, :mod:`indexes.bf16`).
     """
 
-    def __init__(self, model, tokenizer, max_length: int = 256, top_k: int = 0, threshold: float = 0.0):
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model, tokenizer, max_length: int = 256, top_k: int = 0, threshold: float = 0.0,
+                 bf16: bool = False):
+        self.model, self.tokenizer, self.bf16 = model, tokenizer, bool(bf16)
         self.max_length, self.top_k, self.threshold = int(max_length), int(top_k), float(threshold)
         head = model.get_output_embeddings()
         if not isinstance(head, torch.nn.Linear):
@@ -131,10 +134,11 @@ class DocEncoder:
         columns = None if terms is None else torch.from_numpy(np.asarray(terms, dtype=np.int64))
         term_ids = None if terms is None else np.asarray(terms, dtype=np.int32)
         rows: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(texts)
-        with torch.inference_mode(), progress(total=len(present), desc="encoding documents", unit="doc") as bar:
+        with torch.inference_mode(), bf16_autocast(enabled=self.bf16), \
+                progress(total=len(present), desc="encoding documents", unit="doc") as bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                weights = self.weights(self.tokenize([texts[i] for i in chunk]), columns)
+                weights = self.weights(self.tokenize([texts[i] for i in chunk]), columns).float()
                 for i, (picked, values) in zip(chunk, self.prune(weights)):
                     rows[i] = (picked if term_ids is None else term_ids[picked], values)
                 bar.update(len(chunk))

@@ -11,7 +11,7 @@ Files of an index directory (no pickle)::
 Settings (persisted): ``model`` (a masked-LM directory; default
 ``../shared/models/splade-tiny-msmarco``), ``max_length`` (256), ``top_k`` (0: keep
 every term), ``threshold`` (0), ``backend`` (``lucene`` | ``seismic``), ``scale``
-(Lucene impact quantization, 100), ``runtime`` (``torch``, ``onnx``, ``onnx-int8``: see
+(Lucene impact quantization, 100), ``runtime`` (``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``: see
 indexes.onnx), and for Seismic ``n_postings``,
 ``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
 (``idf``, or ``learned``: the factor table trained with the model, copied from its
@@ -36,6 +36,7 @@ from tokenizers import Tokenizer
 
 from indexes.base import Index
 from indexes.bm25 import add_segments
+from indexes.bf16 import RUNTIME as BF16
 from indexes.onnx import RUNTIMES
 from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
@@ -59,7 +60,7 @@ SCHEMA = Schema("sparse", (
             "query-term weights: idf, or learned (idf x the factor table saved with the model)"),
     Setting("min_weight", float, 0.0, at_least(0), "query-term pruning: drop query terms weighing less"),
     Setting("max_terms", int, 0, at_least(0), "query-term pruning: keep the max_terms heaviest terms (0: all)"),
-    Setting("runtime", str, "torch", one_of(*RUNTIMES), "document encoder runtime: torch, onnx or onnx-int8"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES), "document encoder runtime: torch, torch-bf16, onnx or onnx-int8"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
@@ -200,13 +201,13 @@ class SparseIndex(Index):
 
 def load_encoder(settings: dict[str, Any]) -> DocEncoder:
     """The document encoder the settings name (used at build and add time only)."""
-    if settings.get("runtime", "torch") != "torch":
+    if settings.get("runtime", "torch") not in ("torch", BF16):
         from indexes.sparse.onnx import OnnxDocEncoder
 
         return OnnxDocEncoder.load_onnx(settings["model"], settings["runtime"], max_length=settings["max_length"],
                                         top_k=settings["top_k"], threshold=settings["threshold"])
     return DocEncoder.load(settings["model"], max_length=settings["max_length"], top_k=settings["top_k"],
-                           threshold=settings["threshold"])
+                           threshold=settings["threshold"], bf16=settings.get("runtime") == BF16)
 
 
 def encode_corpus(encoder: DocEncoder, batches, terms=None) -> SparseVectors:
