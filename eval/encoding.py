@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     for row in rows:
-        base = next(r for r in rows if r["kind"] == row["kind"] and r["runtime"] == "torch")
+        base = next((r for r in rows if r["kind"] == row["kind"] and r["runtime"] == "torch"), None)
+        if base is None:  # --runtimes without torch: nothing to compare with in this run
+            continue
         row["speedup"] = round(row["docs_per_s"] / base["docs_per_s"], 2)
         if "ndcg@10" in row:
             row["ndcg_change"] = round(row["ndcg@10"] - base["ndcg@10"], 4)
