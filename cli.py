@@ -876,19 +876,31 @@ def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune,
               help="With --rl: the cross-encoder whose scores the policy reads.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Any training setting (CrossTrainSettings, or RLSettings with --rl), e.g. max_steps=300; repeatable.")
+@click.option("--llm", default=None, help="With --rl and --set reader_f1=W: the reader whose answer F1 enters the "
+              "reward (a .gguf file, a model directory, an http(s):// endpoint or a spec, as for eval multihop).")
+@click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint.")
+@click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60].")
+@click.option("--threads", default=None, type=int, help="CPU threads for a local model.")
+@click.option("--cache", type=click.Path(dir_okay=False), default=None,
+              help="LM-call cache (default OUT.train/lm-cache.jsonl); a rerun reads each passed set once.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @data_dir_option
-def train_reranker(out_dir, rl, sources, cross_dir, overrides, overwrite, data_dir) -> None:
+def train_reranker(out_dir, rl, sources, cross_dir, overrides, llm, llm_model, llm_timeout, threads, cache, overwrite,
+                   data_dir) -> None:
     """Fine-tune the cross-encoder reranker from MiniLM, or (--rl) train the policy that orders and stops. Prints JSON.
 
     \b
     Example:
       retriever train reranker --out work/models/cross-minilm --source nfcorpus:train:work/nfcorpus
+      retriever train reranker --rl --cross work/models/cross-minilm --out work/models/rl-f1 \\
+          --set reader_f1=1 --llm ~/.cache/retriever-models/qwen2.5-coder-0.5b-instruct.gguf --threads 1
     """
     from retriever.train.rerank.training import train_reranker as run
 
     options = parse_pairs(overrides)
-    summary = run(out_dir, rl, list(sources), cross_dir, options, data_dir, overwrite)
+    summary = run(out_dir, rl, list(sources), cross_dir, options, data_dir, overwrite, llm, cache,
+                  {"threads": threads, "model": llm_model, "timeout": llm_timeout})
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 from eval.report import write_report
 from retriever.core.datasets import Dataset, Query
-from retriever.core.metrics import exact_match, f1_score
+from retriever.core.metrics import best_exact_match, best_f1
 from retriever.agent import Agent, Budget
 from retriever.agent.prompts import STOP, clean_answer, reader_messages
 from retriever.api import Engine
@@ -254,14 +254,12 @@ def _agent(agent: Agent, query: Query, gold: set[str]) -> tuple[dict[str, Any], 
 
 def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequence[str], hops: int,
          generations: Sequence[Generation], seconds: float, gold: set[str] | None = None) -> dict[str, Any]:
-    answer = str(query.metadata["answer"])
-    answers = [answer, *(str(a) for a in query.metadata.get("answer_aliases") or [])]
+    answers = query.answers
     gold = gold or set()
-    return {"query_id": query.query_id, "prediction": prediction, "answer": answer,
+    return {"query_id": query.query_id, "prediction": prediction, "answer": answers[0],
             "groups": [_stratum(query)] + ([f"hops={query.metadata['hops']}"] if query.metadata.get("type") and
                                            "hops" in query.metadata else []),
-            "em": max(exact_match(prediction, a) for a in answers),
-            "f1": max(f1_score(prediction, a) for a in answers),
+            "em": best_exact_match(prediction, answers), "f1": best_f1(prediction, answers),
             "all_gold_passed": float(bool(gold) and gold <= set(passed)),
             "recall_at_5": len(gold & set(passed[:5])) / len(gold) if gold else 0.0,
             "all_gold_retrieved": float(bool(gold) and gold <= set(retrieved)),

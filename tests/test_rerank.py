@@ -272,3 +272,84 @@ def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_ful
         rows = report["per_question"][name]
         assert values["both_gold_passed"] == pytest.approx(sum(r["both_gold_passed"] for r in rows) / len(rows))
     assert (tmp_path / "hotpotqa-distractor-test-selection.md").read_text().count("\n| ") == 5
+
+
+def _reader_episode(engine, query, qrels, k: int = 6):
+    """A real episode: the first ``k`` BM25 hits of a HotpotQA test question, with gold flags and answers."""
+    from retriever.train.rerank.episodes import Call, Episode
+
+    hits = engine.hits(engine.retrieve([query.text], k=k, using="bm25")[0].ranking)
+    gold = {d for d, s in qrels.items() if s > 0}
+    call = Call(query.query_id, query.text, query.text, 0, "plain", [h.doc_id for h in hits], [h.score for h in hits])
+    answer = query.answers[0].lower()
+    return Episode(call, _random_candidates(len(hits), np.random.default_rng(0)),
+                   np.array([h.doc_id in gold for h in hits]),
+                   np.array([answer in (h.title + " " + h.text).lower() for h in hits]), len(gold), True, hits,
+                   query.answers)
+
+
+def test_reader_f1_reward_reads_like_the_loop_and_is_cached(hotpot_engine, hotpot_slice, tiny_causal_lm, tmp_path):
+    from retriever.agent import Agent, Budget
+    from retriever.core.metrics import best_f1
+    from retriever.train.rerank.reader_reward import open_reader
+    from retriever.train.rerank.rl_train import RLSettings, cheap_reward, reward
+
+    queries, qrels, _ = hotpot_slice
+    query = queries[0]
+    cache = tmp_path / "lm-cache.jsonl"
+    reader = open_reader(hotpot_engine, str(tiny_causal_lm), cache, using="bm25", threads=1)
+    episode = _reader_episode(hotpot_engine, query, qrels[query.query_id])
+    order = [2, 0]
+    plain = RLSettings(using="bm25")
+    assert reward(episode, order, plain, reader) == cheap_reward(episode, order, plain)
+    assert reader.reads == 0 and not cache.exists()  # reader_f1 = 0: the cheap reward, no LM call
+
+    # the reader is the loop's: a one-hop loop's final reader call on its passed evidence is the same LM call
+    generator = reader.agent.generator  # the reader's cached model: the loop's calls go into its cache
+    loop = Agent(hotpot_engine, generator, using="bm25", passages=3, budget=Budget(max_hops=1)).ask(query.text)
+    passed = [h for doc in loop.trace.evidence for h in hotpot_engine.hits([(doc.doc_id, 0.0)])]
+    read, generation = reader.agent.read(query.text, passed)
+    assert (read, generation.cached) == (loop.text, True)
+
+    weighted = RLSettings(using="bm25", reader_f1=0.7)
+    predicted, _ = reader.agent.read(query.text, [episode.hits[i] for i in order])
+    hits_before = reader.cache_hits
+    scored = reward(episode, order, weighted, reader)
+    assert scored == pytest.approx(cheap_reward(episode, order, weighted) + 0.7 * best_f1(predicted, query.answers))
+    assert reader.cache_hits == hits_before + 1  # the same passed set was read above: answered from the cache
+    aliased = dataclasses.replace(episode, answers=[*query.answers, predicted])  # an alias equal to the reading
+    assert predicted.strip() and reward(episode, order, weighted, reader) < reward(aliased, order, weighted, reader)
+    assert reward(aliased, order, weighted, reader) == pytest.approx(cheap_reward(episode, order, weighted) + 0.7)
+    lines = cache.read_text().count("\n")
+    reward(episode, order, weighted, reader)
+    assert cache.read_text().count("\n") == lines  # a repeated call writes nothing
+    reward(episode, order[::-1], weighted, reader)
+    assert cache.read_text().count("\n") == lines + 1  # the order of the passages is part of what is read
+    with pytest.raises(InputError, match="needs a reader"):
+        reward(episode, order, weighted)
+
+
+def test_rl_training_with_the_reader_f1_reward(tmp_path, hotpot_full_engine, tiny_cross, tiny_causal_lm):
+    from retriever.core.errors import SettingError
+    from retriever.train.rerank.rl_train import RLSettings, train_policy
+
+    settings = RLSettings(using="bm25", candidates=8, limit=4, bc_epochs=1, rl_epochs=1, batch=8, group=2,
+                          hidden=4, max_k=3, seed=3, reader_f1=1.0)
+    with pytest.raises(SettingError, match="reader_f1"):
+        RLSettings(reader_f1=-1)
+    with pytest.raises(InputError, match="reader-F1"):
+        train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "a", settings)
+    with pytest.raises(InputError, match="reader-F1"):
+        train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "a",
+                     dataclasses.replace(settings, reader_f1=0.0), llm=str(tiny_causal_lm))
+    first = train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "a", settings,
+                         llm=str(tiny_causal_lm), llm_settings={"threads": 1})
+    cache = tmp_path / "a.train" / "lm-cache.jsonl"
+    assert cache.is_file() and first["reader"]["reads"] > first["reader"]["cache_hits"]
+    assert {"train_f1", "holdout_f1", "train_total"} <= set(first["final"])
+    history = json.loads((tmp_path / "a" / "policy.json").read_text())["training"]["history"]
+    assert "train_f1" not in history[0] and "train_f1" in history[1]  # read at the end of cloning, not before
+    again = train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "b", settings,
+                         llm=str(tiny_causal_lm), lm_cache=cache, llm_settings={"threads": 1})
+    assert again["reader"]["reads"] == again["reader"]["cache_hits"] == first["reader"]["reads"]
+    assert again["final"] == first["final"]

@@ -45,7 +45,7 @@ from retriever.agent.evidence import Lexicon, Pool, refine
 from retriever.agent.plan import Plan, plan
 from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_decision, reader_messages
 from retriever.agent.trace import Evidence, Hop, Trace
-from retriever.core.errors import SpecError
+from retriever.core.errors import InputError, SpecError
 from retriever.generate.base import Generation, Generator, Message
 from retriever.core.text import words
 from retriever.core.types import Hit
@@ -129,6 +129,22 @@ class Agent:
         other.reranker = load_reranker(rerank)
         self._lexicon = other._lexicon = self.lexicon
         return other
+
+    def read(self, question: str, passed: Sequence[Hit]) -> tuple[str, Generation]:
+        """The loop's final reader call on ``passed``, outside a run: the same passages (refined to their
+        useful sentences when ``refine_sentences``), prompt, token limit and answer cleaning, no budgets.
+
+        Returns:
+            The answer and the generation it came from.
+
+        Raises:
+            InputError: the agent has no language model.
+        """
+        if self.generator is None:
+            raise InputError("Agent.read needs a language model (generator=...)")
+        passages = _reader_passages(Pool(question, self.lexicon), passed, self.refine_sentences)
+        generation = self.generator.generate(reader_messages(question, passages), max_tokens=ANSWER_TOKENS, stop=STOP)
+        return clean_answer(generation.text), generation
 
     def config(self) -> dict:
         """The settings that define a run (stored in every trace)."""
@@ -296,12 +312,10 @@ class _Run:
         return self.trace.seconds >= self.agent.budget.max_seconds
 
     def passages(self) -> list[tuple[str, str]]:
-        return [(hit.title, " ".join(sentences)) for hit, sentences in zip(self.kept, self._sentences())]
+        return _reader_passages(self.pool, self.kept, self.agent.refine_sentences)
 
     def _sentences(self) -> list[list[str]]:
-        if self.agent.refine_sentences:
-            return refine(self.pool, self.kept)
-        return [[hit.text] for hit in self.kept]
+        return _sentences(self.pool, self.kept, self.agent.refine_sentences)
 
     def _documents(self, doc_ids: Sequence[str]) -> list[Hit]:
         return [Hit(doc.doc_id, 0.0, doc.title, doc.text) for doc in self.agent.engine.corpus.get_many(doc_ids)]
@@ -328,6 +342,16 @@ class _Run:
         if answer and answer not in ("yes", "no"):
             cited += [hit.doc_id for hit in self.kept if answer in (hit.title + " " + hit.text).lower()]
         return list(dict.fromkeys(cited))
+
+
+def _sentences(pool: Pool, kept: Sequence[Hit], refine_sentences: bool) -> list[list[str]]:
+    """Each kept passage's sentences the reader sees: the useful ones, or the whole text."""
+    return refine(pool, kept) if refine_sentences else [[hit.text] for hit in kept]
+
+
+def _reader_passages(pool: Pool, kept: Sequence[Hit], refine_sentences: bool) -> list[tuple[str, str]]:
+    """``(title, text)`` of each kept passage as the reader reads it."""
+    return [(hit.title, " ".join(sentences)) for hit, sentences in zip(kept, _sentences(pool, kept, refine_sentences))]
 
 
 @dataclass

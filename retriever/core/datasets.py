@@ -58,6 +58,13 @@ class Query:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def answers(self) -> list[str]:
+        """The gold answer and its ``answer_aliases`` (empty when the query has no answer)."""
+        if "answer" not in self.metadata:
+            return []
+        return [str(self.metadata["answer"]), *(str(a) for a in self.metadata.get("answer_aliases") or [])]
+
 
 @dataclass
 class Dataset:

@@ -66,3 +66,13 @@ def f1_score(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = overlap / len(pred_tokens), overlap / len(ref_tokens)
     return 2 * precision * recall / (precision + recall)
+
+
+def best_exact_match(prediction: str, answers: Sequence[str]) -> float:
+    """The best :func:`exact_match` over the gold answer and its aliases (0.0 without any)."""
+    return max((exact_match(prediction, a) for a in answers), default=0.0)
+
+
+def best_f1(prediction: str, answers: Sequence[str]) -> float:
+    """The best :func:`f1_score` over the gold answer and its aliases (0.0 without any)."""
+    return max((f1_score(prediction, a) for a in answers), default=0.0)

@@ -51,7 +51,11 @@ class Call:
 
 @dataclass
 class Episode:
-    """A call ready for learning: features, gold and answer flags per candidate."""
+    """A call ready for learning: features, gold and answer flags per candidate.
+
+    ``hits`` are the candidates with their text (what a reader reads) and ``answers`` the
+    question's gold answer and its aliases (what the reader's answer is scored against).
+    """
 
     call: Call
     candidates: Candidates
@@ -59,6 +63,8 @@ class Episode:
     answer: np.ndarray
     n_gold: int
     has_answer: bool
+    hits: list[Hit] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
 
 
 class Recorder:
@@ -142,12 +148,13 @@ def episodes(engine: "Engine", dataset, split: str, calls: Sequence[Call], score
                                  for name, run in call.signals.items()})
         logits = scorer.score(judged_text(call.query, context), [(h.title, h.text) for h in hits], call.doc_ids)
         gold_ids = {d for d, s in qrels[call.question_id].items() if s > 0}
-        answer = str(dataset.queries[call.question_id].metadata.get("answer", "")).strip().lower()
+        query = dataset.queries[call.question_id]
+        answer = str(query.metadata.get("answer", "")).strip().lower()
         has_answer = bool(answer) and answer not in YES_NO
         out.append(Episode(call, candidates(call.query, hits, context, logits, indexes),
                            np.array([h.doc_id in gold_ids for h in hits], dtype=bool),
                            np.array([has_answer and answer in (h.title + " " + h.text).lower() for h in hits],
-                                    dtype=bool), len(gold_ids), has_answer))
+                                    dtype=bool), len(gold_ids), has_answer, hits, query.answers))
     return out
 
 

@@ -11,12 +11,19 @@
    log-probability of those above the group's mean reward
    (``advantage = reward - mean``; no learned critic). The reward of a passed set
    ``S`` is ``both * [every gold document in S] + answer * [the answer string
-   occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers).
+   occurs in S's text] - cost * |S|`` (the answer term is skipped for yes/no answers),
+   plus, with ``reader_f1 > 0``, ``reader_f1 * F1`` where F1 scores the answer a language
+   model reads from ``S`` (the loop's own reader, against the answer and its aliases:
+   :mod:`retriever.train.rerank.reader_reward`). Every LM call is kept in a JSONL cache
+   (default ``<out>.train/lm-cache.jsonl``), so a passed set is read once across epochs and reruns.
 
 Every epoch is checkpointed (:mod:`retriever.core.checkpoint`) into
 ``<out>.train/last/``, seeded by ``(seed, epoch)``, so a rerun resumes and ends with the
 same policy. ``reward.png`` and ``k.png`` show the curves; ``policy.json`` keeps
-the settings, times and per-epoch results.
+the settings, times and per-epoch results. The per-epoch ``train_reward`` / ``holdout_reward``
+are the cheap terms only (comparable between runs with and without the reader); with the
+reader, ``*_f1`` and ``*_total`` (cheap + ``reader_f1`` x F1) are measured at the end of
+cloning and after every REINFORCE epoch, and ``sampled_reward`` is the reward trained on.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -39,9 +46,13 @@ from retriever.core.plots import line_plot
 from retriever.core.settings import above, at_least, option, schema_of, validate, within
 from retriever.fusion import first_stage_problem
 from retriever.train.rerank.episodes import Episode, collect_calls, episodes
+from retriever.train.rerank.reader_reward import ReaderF1, open_reader
 from retriever.rerank.plackett import log_prob
 from retriever.rerank.policy import Policy, PolicyConfig
 from retriever.rerank.scores import CrossScorer, check_model_dir
+
+if TYPE_CHECKING:
+    from retriever.generate import Generator
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,9 @@ class RLSettings:
         both: reward when every gold document is passed.
         answer: reward when the answer string occurs in the passed text.
         cost: reward subtracted per document passed.
-        seed: seeds the holdout split, the episode order and the sampling.
+        reader_f1: weight of the reader's answer F1 on the passed set (0: the cheap reward alone;
+            above 0 needs a language model, ``--llm``).
+        seed: seeds the initial weights, the holdout split, the episode order and the sampling.
         threads: torch CPU threads.
     """
 
@@ -87,6 +100,7 @@ class RLSettings:
     both: float = 1.0
     answer: float = 0.5
     cost: float = 0.1
+    reader_f1: float = option(0.0, at_least(0))
     seed: int = 7
     threads: int = option(1, at_least(1))
 
@@ -103,23 +117,51 @@ def _min_k_within_max_k(settings) -> tuple[str, str] | None:
 SCHEMA = schema_of(RLSettings, "train reranker --rl", rules=(_min_k_within_max_k,))
 
 
-def reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
-    """The reward of passing ``order`` (see the module docstring)."""
+def cheap_reward(episode: Episode, order: Sequence[int], settings: RLSettings) -> float:
+    """The reward terms that need no model: all gold passed, answer string passed, documents passed."""
     picked = list(order)
     both = episode.n_gold > 0 and int(episode.gold[picked].sum()) >= episode.n_gold
     answer = episode.has_answer and bool(episode.answer[picked].any())
     return settings.both * both + settings.answer * answer - settings.cost * len(picked)
 
 
+def reward(episode: Episode, order: Sequence[int], settings: RLSettings, reader: ReaderF1 | None = None) -> float:
+    """The reward of passing ``order`` (see the module docstring); ``reader`` scores the F1 term.
+
+    Raises:
+        InputError: ``settings.reader_f1 > 0`` without a reader.
+    """
+    value = cheap_reward(episode, order, settings)
+    if settings.reader_f1 > 0:
+        if reader is None:
+            raise InputError("reader_f1 > 0 needs a reader (a language model: --llm)")
+        value += settings.reader_f1 * reader(episode, list(order))
+    return value
+
+
 def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: str | Path, out: str | Path,
-                 settings: RLSettings = RLSettings(), data_dir: str | None = None, overwrite: bool = False) -> dict:
+                 settings: RLSettings = RLSettings(), data_dir: str | None = None, overwrite: bool = False,
+                 llm: "str | Generator | None" = None, lm_cache: str | Path | None = None,
+                 llm_settings: dict | None = None) -> dict:
     """Collect episodes on ``split``, clone the qrels, run REINFORCE; save the policy to ``out``.
+
+    Args:
+        engine_dir, dataset_name, split: where the episodes come from (never a test split).
+        cross: the cross-encoder whose scores the policy reads.
+        out: the policy directory to write.
+        settings: the run's settings.
+        data_dir: a data root to look in first.
+        overwrite: replace ``out`` if it exists.
+        llm: the reader of the reader-F1 reward (what :func:`retriever.generate.load_generator`
+            takes); needed exactly when ``settings.reader_f1 > 0``.
+        lm_cache: the LM-call cache file (default ``<out>.train/lm-cache.jsonl``).
+        llm_settings: backend settings for ``llm``, e.g. ``{"threads": 1}``.
 
     Returns:
         The training summary (also in ``<out>/policy.json`` under ``training``).
 
     Raises:
-        InputError: a test split.
+        InputError: a test split; ``reader_f1 > 0`` without ``llm``, or ``llm`` with ``reader_f1 == 0``.
         FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
     from retriever.core.datasets import load_dataset
@@ -130,6 +172,9 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     if split == "test":
         raise InputError("the reranking policy is never trained on a test split")
+    if (settings.reader_f1 > 0) != (llm is not None):
+        raise InputError("the reader-F1 reward needs both reader_f1 > 0 (--set reader_f1=W) and a language model "
+                         f"(--llm); got reader_f1={settings.reader_f1} and llm={llm!r}")
     cross_dir = check_model_dir(cross)
     torch.set_num_threads(settings.threads)
     work = out.parent / f"{out.name}.train"
@@ -141,16 +186,28 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
         indexes = tuple(calls[0].signals) if calls else ()
         scorer = CrossScorer(cross_dir, cache_dir=work / "scores")
         data = episodes(engine, dataset, split, calls, scorer, indexes)
-    prepared = time.perf_counter() - started
+        reader = None if llm is None else open_reader(
+            engine, llm, lm_cache or work / "lm-cache.jsonl", settings.using, settings.passages,
+            **(llm_settings or {}))
+        prepared = time.perf_counter() - started
+        return _learn(data, settings, cross_dir, out, work, indexes, reader, dataset_name, split, prepared)
+
+
+def _learn(data: list[Episode], settings: RLSettings, cross_dir: Path, out: Path, work: Path,
+           indexes: tuple[str, ...], reader: ReaderF1 | None, dataset_name: str, split: str,
+           prepared: float) -> dict:
+    """Cloning then REINFORCE on ``data`` (resuming from ``work/last``); saves the policy to ``out``."""
     train, held = _split(data, settings)
     config = PolicyConfig(os.path.relpath(cross_dir, out.resolve()), indexes, settings.hidden, settings.max_k,
                           settings.min_k)
+    torch.manual_seed(settings.seed)  # the policy's initial weights: two fresh runs train the same policy
     policy = Policy(config)
     policy.set_normalization(np.concatenate([e.candidates.items for e in train]), _stop_rows(train, settings.max_k))
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.bc_lr)
     found = load_checkpoint(work / "last", policy, optimizer)
     resumed = found.meta if found else None
-    history: list[dict] = resumed["history"] if resumed else [_evaluate(policy, train, held, settings, 0, "start")]
+    history: list[dict] = resumed["history"] if resumed else [_evaluate(policy, train, held, settings, 0, "start",
+                                                                         reader=reader)]
     first = resumed["step"] if resumed else 0
     total = settings.bc_epochs + settings.rl_epochs
     learn_started = time.perf_counter() - (resumed["seconds"] if resumed else 0.0)
@@ -164,13 +221,15 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
         sampled = []
         for start in range(0, len(order), settings.batch):
             batch = [train[i] for i in order[start:start + settings.batch]]
-            loss = _cloning_loss(policy, batch) if cloning else _reinforce_loss(policy, batch, settings, rng, sampled)
+            loss = _cloning_loss(policy, batch) if cloning else _reinforce_loss(policy, batch, settings, rng, sampled,
+                                                                                  reader)
             if loss is None:
                 continue
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        history.append(_evaluate(policy, train, held, settings, epoch + 1, "bc" if cloning else "rl", sampled))
+        history.append(_evaluate(policy, train, held, settings, epoch + 1, "bc" if cloning else "rl", sampled,
+                                 reader))
         save_checkpoint(work / "last", model=policy, optimizer=optimizer,
                         meta={"step": epoch + 1, "history": history, "seconds": time.perf_counter() - learn_started})
         _plot(work, history)
@@ -179,6 +238,8 @@ def train_policy(engine_dir: str | Path, dataset_name: str, split: str, cross: s
                "train_episodes": len(train), "holdout_episodes": len(held),
                "questions": len({e.call.question_id for e in data}), "prepare_seconds": round(prepared, 1),
                "train_seconds": round(learn_seconds, 1), "history": history}
+    if reader is not None:
+        summary["reader"] = reader.stats()
     policy.config = PolicyConfig(**{**asdict(config), "training": summary})
     if out.exists():
         shutil.rmtree(out)
@@ -223,12 +284,12 @@ def _cloning_loss(policy: Policy, batch: list[Episode]) -> torch.Tensor | None:
 
 
 def _reinforce_loss(policy: Policy, batch: list[Episode], settings: RLSettings, rng: np.random.Generator,
-                    sampled: list[tuple[float, int]]) -> torch.Tensor:
+                    sampled: list[tuple[float, int]], reader: ReaderF1 | None = None) -> torch.Tensor:
     """REINFORCE with the group's mean reward as the baseline."""
     terms = []
     for e in batch:
         decisions = [policy.decide(e.candidates, rng=rng)[0] for _ in range(settings.group)]
-        rewards = np.array([reward(e, d.order, settings) for d in decisions])
+        rewards = np.array([reward(e, d.order, settings, reader) for d in decisions])
         sampled += [(float(r), len(d.order)) for r, d in zip(rewards, decisions)]
         advantages = rewards - rewards.mean()
         for d, advantage in zip(decisions, advantages):
@@ -238,14 +299,24 @@ def _reinforce_loss(policy: Policy, batch: list[Episode], settings: RLSettings, 
 
 
 def _evaluate(policy: Policy, train: list[Episode], held: list[Episode], settings: RLSettings, epoch: int,
-              phase: str, sampled: list[tuple[float, int]] | None = None) -> dict:
-    """Greedy results on the training and holdout episodes (and the epoch's sampled reward)."""
+              phase: str, sampled: list[tuple[float, int]] | None = None, reader: ReaderF1 | None = None) -> dict:
+    """Greedy results on the training and holdout episodes (and the epoch's sampled reward).
+
+    ``*_reward`` is the cheap reward; with a reader, ``*_f1`` and ``*_total`` are added at the end of
+    cloning and after every REINFORCE epoch (during cloning the reader's answers are not needed).
+    """
     row: dict = {"epoch": epoch, "phase": phase}
+    read = reader is not None and (phase == "rl" or epoch == settings.bc_epochs)
     for name, data in (("train", train), ("holdout", held)):
         if not data:
             continue
         orders = [policy.decide(e.candidates)[0].order for e in data]
-        row[f"{name}_reward"] = round(float(np.mean([reward(e, o, settings) for e, o in zip(data, orders)])), 4)
+        cheap = [cheap_reward(e, o, settings) for e, o in zip(data, orders)]
+        row[f"{name}_reward"] = round(float(np.mean(cheap)), 4)
+        if read:
+            f1 = [reader(e, o) for e, o in zip(data, orders)]
+            row[f"{name}_f1"] = round(float(np.mean(f1)), 4)
+            row[f"{name}_total"] = round(float(np.mean(cheap) + settings.reader_f1 * np.mean(f1)), 4)
         row[f"{name}_k"] = round(float(np.mean([len(o) for o in orders])), 3)
         row[f"{name}_both_gold"] = round(float(np.mean([e.n_gold > 0 and e.gold[o].sum() >= e.n_gold
                                                          for e, o in zip(data, orders)])), 4)
@@ -263,7 +334,8 @@ def _plot(directory: Path, history: list[dict]) -> None:
 
     line_plot(directory / "reward.png", {"train (greedy)": series("train_reward"),
                                          "holdout (greedy)": series("holdout_reward"),
-                                         "train (sampled, RL)": series("sampled_reward")},
+                                         "train (sampled, RL)": series("sampled_reward"),
+                                         "holdout reader F1 (greedy)": series("holdout_f1")},
               f"reranking policy: reward (cloning until epoch {min(epochs[-1], _bc_end(history))})",
               "epoch", "mean reward")
     line_plot(directory / "k.png", {"train (greedy)": series("train_k"), "holdout (greedy)": series("holdout_k"),

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from retriever.core.errors import InputError
 from retriever.core.settings import from_strings
@@ -24,7 +24,8 @@ DEFAULT_RL_SOURCE = "hotpotqa-distractor:dev:work/hotpotqa"
 
 def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (), cross: str | Path | None = None,
                    overrides: Mapping[str, str] | None = None, data_dir: str | None = None,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, llm: str | None = None, lm_cache: str | Path | None = None,
+                   llm_settings: Mapping[str, Any] | None = None) -> dict:
     """What ``retriever train reranker [--rl]`` runs: the cross-encoder, or the RL policy over it.
 
     Args:
@@ -36,12 +37,17 @@ def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (
         overrides: ``KEY=VALUE`` settings (:class:`CrossTrainSettings`, or ``RLSettings`` with ``rl``).
         data_dir: a data root to look in first.
         overwrite: replace ``out`` if it exists.
+        llm: with ``rl``: the reader of the reader-F1 reward (with ``reader_f1 > 0`` in ``overrides``).
+        lm_cache: with ``llm``: the LM-call cache file (default ``<out>.train/lm-cache.jsonl``).
+        llm_settings: with ``llm``: backend settings, e.g. ``{"threads": 1}``.
 
     Raises:
-        InputError: ``rl`` without ``cross`` or with several sources.
+        InputError: ``rl`` without ``cross`` or with several sources; ``llm`` without ``rl``.
         SettingError: an unknown setting or a bad value (checked before any work starts).
     """
     overrides = overrides or {}
+    if llm is not None and not rl:
+        raise InputError("--llm (the reader of the reader-F1 reward) only applies with --rl")
     if not rl:
         return train_cross_reranker(sources or DEFAULT_SOURCES, out,
                                     from_strings(CrossTrainSettings, CROSS_SCHEMA, overrides), data_dir, overwrite)
@@ -51,7 +57,8 @@ def train_reranker(out: str | Path, rl: bool = False, sources: Sequence[str] = (
         raise InputError("--rl needs --cross DIR (the cross-encoder) and at most one --source")
     dataset, split, engine_dir = parse_source(sources[0] if sources else DEFAULT_RL_SOURCE)
     settings = from_strings(RLSettings, RL_SCHEMA, overrides)
-    return train_policy(engine_dir, dataset, split, cross, out, settings, data_dir, overwrite)
+    return train_policy(engine_dir, dataset, split, cross, out, settings, data_dir, overwrite, llm, lm_cache,
+                        dict(llm_settings or {}))
 
 
 def parse_source(text: str) -> tuple[str, str, Path]:
