@@ -42,7 +42,8 @@ SCHEMA = Schema("dense", (
             nullable=True),
     Setting("query_prefix", str, "", help="text put before every query"),
     Setting("document_prefix", str, "", help="text put before every document"),
-    Setting("runtime", str, "torch", one_of(*RUNTIMES), "encoder runtime: torch, torch-bf16 (indexes.bf16), onnx or onnx-int8 (indexes.onnx)"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES),
+            "encoder runtime: torch, torch-bf16 (indexes.bf16), onnx or onnx-int8 (indexes.onnx)"),
 ))
 # dimensions the factory string is tried on before encoding (sub-quantizer counts must divide one of them)
 _PROBE_DIMENSIONS = (384, 768, 1024, 64)

@@ -60,7 +60,8 @@ SCHEMA = Schema("sparse", (
             "query-term weights: idf, or learned (idf x the factor table saved with the model)"),
     Setting("min_weight", float, 0.0, at_least(0), "query-term pruning: drop query terms weighing less"),
     Setting("max_terms", int, 0, at_least(0), "query-term pruning: keep the max_terms heaviest terms (0: all)"),
-    Setting("runtime", str, "torch", one_of(*RUNTIMES), "document encoder runtime: torch, torch-bf16, onnx or onnx-int8"),
+    Setting("runtime", str, "torch", one_of(*RUNTIMES),
+            "document encoder runtime: torch, torch-bf16, onnx or onnx-int8"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),

@@ -18,8 +18,8 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from retriever.core.errors import RetrieverError
 from retriever.serve.config import ServeConfig
