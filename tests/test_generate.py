@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,7 +22,9 @@ def completion(text: str) -> dict:
 
 
 class ScriptedServer:
-    """A local chat-completions server answering each POST with the next scripted (status, body, delay)."""
+    """A local chat-completions server answering each POST with the next scripted
+    ``(status, body, delay[, headers])`` (headers default to a JSON content type); notes each
+    request and its arrival time."""
 
     def __init__(self, script):
         self.script, self.requests = list(script), []
@@ -31,15 +34,17 @@ class ScriptedServer:
             def do_POST(self):  # noqa: N802 (http.server's name)
                 length = int(self.headers["Content-Length"])
                 server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                        "body": json.loads(self.rfile.read(length))})
-                status, body, delay = server.script.pop(0) if server.script else (500, "script exhausted", 0)
+                                        "body": json.loads(self.rfile.read(length)), "time": time.monotonic()})
+                status, body, delay, *headers = server.script.pop(0) if server.script else (500, "script exhausted", 0)
                 if delay:
                     threading.Event().wait(delay)
                 payload = body if isinstance(body, bytes) else (
                     json.dumps(body).encode() if isinstance(body, dict) else body.encode())
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    for key, value in (headers[0] if headers else {"Content-Type": "application/json"}).items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -183,61 +188,25 @@ def test_transformers_backend_decodes_greedily(tiny_causal_lm):
     assert generator.name.startswith("transformers:")
 
 
-class HeaderServer:
-    """A local server answering each POST with the next scripted (status, headers, body bytes); notes arrival times."""
-
-    def __init__(self, script):
-        import time
-
-        self.script, self.times = list(script), []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                self.rfile.read(int(self.headers["Content-Length"]))
-                server.times.append(time.monotonic())
-                status, headers, body = server.script.pop(0)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-def test_http_honours_retry_after():
+def test_http_honours_retry_after(serve):
     from retriever.generate.http import retry_after
 
-    server = HeaderServer([(429, {"Retry-After": "1", "Content-Type": "application/json"}, b'{"error": "slow"}'),
-                           (200, {"Content-Type": "application/json"}, json.dumps(completion("Paris")).encode())])
-    try:
-        assert OpenAICompatible(server.url, retries=2, backoff=0.01).generate(CHAT).text == "Paris"
-        assert server.times[1] - server.times[0] >= 0.95  # waited what the server asked, not the 0.01 s backoff
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+    server = serve((429, b'{"error": "slow"}', 0, {"Retry-After": "1", "Content-Type": "application/json"}),
+                   (200, completion("Paris"), 0))
+    assert OpenAICompatible(server.url, retries=2, backoff=0.01).generate(CHAT).text == "Paris"
+    times = [request["time"] for request in server.requests]
+    assert times[1] - times[0] >= 0.95  # waited what the server asked, not the 0.01 s backoff
     assert retry_after("2.5") == 2.5 and retry_after(None) == 0.0 and retry_after("soon") == 0.0
     assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
     assert retry_after("99999") == 60.0
 
 
-def test_http_streams_pieces():
+def test_http_streams_pieces(serve):
     events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
               {"choices": [{"index": 0, "delta": {"content": "Par"}}]},
               {"choices": [{"index": 0, "delta": {"content": "is"}}]},
               {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
     head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
     body = "".join(f"data: {json.dumps({**head, **e})}\n\n" for e in events) + "data: [DONE]\n\n"
-    server = HeaderServer([(200, {"Content-Type": "text/event-stream"}, body.encode())])
-    try:
-        assert list(OpenAICompatible(server.url, retries=0).stream(CHAT, max_tokens=4)) == ["Par", "is"]
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+    server = serve((200, body, 0, {"Content-Type": "text/event-stream"}))
+    assert list(OpenAICompatible(server.url, retries=0).stream(CHAT, max_tokens=4)) == ["Par", "is"]
