@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")
+from indexes.onnx import RUNTIMES
 
 
 def throughput(kind: str, runtime: str, texts: Sequence[str], settings: dict[str, Any]) -> float:

@@ -20,9 +20,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from indexes.bf16 import RUNTIME as BF16
 from retriever.core.errors import MissingResourceError, SpecError
 
-RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")  # torch-bf16: indexes.bf16
+RUNTIMES = ("torch", BF16, "onnx", "onnx-int8")  # every document-encoder runtime (torch-bf16: indexes.bf16)
 
 
 def cache_dir() -> Path:
