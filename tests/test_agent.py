@@ -105,6 +105,21 @@ def test_budgets_are_enforced(hotpot_engine, hotpot_slice):
         Budget(max_hops=0)
 
 
+def test_a_repeated_model_query_hands_the_hop_to_the_no_llm_rule(hotpot_engine, hotpot_slice):
+    """A small model that writes the question again as its SEARCH: the loop searches for what is uncovered."""
+    no_llm = Agent(hotpot_engine, None, using="bm25", budget=Budget(max_hops=3))
+    for query in hotpot_slice[0]:
+        expected = no_llm.ask(query.text).trace
+        if len(expected.hops) > 1:
+            break
+    else:
+        pytest.fail("no question of the slice needs a second hop")
+    repeating = ScriptedModel(f"SEARCH: {query.text}")
+    trace = Agent(hotpot_engine, repeating, using="bm25", budget=Budget(max_hops=3)).ask(query.text).trace
+    assert trace.hops[0].decision == "search" and trace.hops[1].source == "expansion"
+    assert trace.hops[1].query == expected.hops[1].query and trace.stop_reason != "repeated_query"
+
+
 def test_injected_instructions_do_not_change_control_or_budgets(tmp_path, hotpot_slice):
     questions, qrels, documents = hotpot_slice
     question, gold = questions[0].text, set(qrels[questions[0].query_id])

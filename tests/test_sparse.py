@@ -90,7 +90,7 @@ def test_dev_evaluation_on_query_terms_equals_a_full_encoding(slice_engine, nfco
     from indexes.sparse.index import encode_corpus
 
     short = DocEncoder.load(MODEL, max_length=64)
-    dev = DevSet.build(short, slice_engine.corpus, load_dataset(str(nfcorpus_slice)), "test", max_length=64)
+    dev = DevSet.build(short, slice_engine.corpus, load_dataset(str(nfcorpus_slice)).split("test"), max_length=64)
     restricted = dev.evaluate(short)
     full = encode_corpus(short, slice_engine.corpus.iter_batches(1000))
     rankings = ExactBackend(full).search([dev.query_encoder.encode_query(t) for t in dev.queries.values()], 100)
@@ -349,6 +349,23 @@ def test_training_settings_from_strings():
         TrainSettings(dev_queries=-1)
     with pytest.raises(SpecError, match="setting 'query_lr' must be greater than 0"):
         TrainSettings.from_options({"query_lr": "0"})
+
+
+def test_dev_holdout_is_a_fixed_sample_left_out_of_training(nfcorpus_slice):
+    """SciFact has no dev split: ``dev_holdout=N`` selects on N seeded training queries and never trains on them."""
+    from retriever.core.datasets import load_dataset
+    from retriever.train.sparse.train import TrainSettings, _training_and_dev
+
+    dataset = load_dataset(str(nfcorpus_slice))
+    (train_queries, train_qrels), (dev_queries, dev_qrels) = _training_and_dev(
+        dataset, TrainSettings(split="test", dev_holdout=10))
+    assert len(dev_qrels) == 10 and len(train_qrels) == len(dataset.split("test")[1]) - 10
+    assert not set(train_qrels) & set(dev_qrels) and set(train_queries) == set(train_qrels)
+    again = _training_and_dev(dataset, TrainSettings(split="test", dev_holdout=10))[1][1]
+    assert list(again) == list(dev_qrels)  # the same questions on every (resumed) run
+    assert _training_and_dev(dataset, TrainSettings(split="test"))[1] is None  # no dev split, no holdout
+    with pytest.raises(SpecError, match="dev_holdout"):
+        _training_and_dev(dataset, TrainSettings(split="test", dev_holdout=40))
 
 
 def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfcorpus_slice):

@@ -245,11 +245,14 @@ class _Run:
             self.answer = decision.text
             self.stop(record, "answered", "answer")
             return None
-        if decision.text.strip().lower() in {q.strip().lower() for q in queries}:
+        record.decision = "search"
+        if decision.text.strip().lower() not in {q.strip().lower() for q in queries}:
+            return decision.text, "llm"
+        # a model that repeats itself (small readers do) hands the hop to the no-LLM rule
+        if self.pool.covered(self.chains, self.plan, SUFFICIENT_COVERAGE):
             self.stop(record, "repeated_query")
             return None
-        record.decision = "search"
-        return decision.text, "llm"
+        return self.expansion(), "expansion"
 
     def expansion(self) -> str:
         """The no-LLM next query: the first uncovered compared entity with the predicate words its chain

@@ -56,14 +56,15 @@ class DevSet:
         return bool(self.qrels)
 
     @classmethod
-    def build(cls, encoder: DocEncoder, corpus: Corpus, dataset, split: str, max_length: int = 256, limit: int = 0,
-              pool: int = 0, first_stage: Callable[[list[str], int], list] | None = None) -> "DevSet":
-        """The dev set of ``split``; with ``limit`` / ``pool`` (and ``first_stage``) the reduced pilot protocol."""
+    def build(cls, encoder: DocEncoder, corpus: Corpus, judged: tuple[dict, dict] | None, max_length: int = 256,
+              limit: int = 0, pool: int = 0, first_stage: Callable[[list[str], int], list] | None = None) -> "DevSet":
+        """The dev set of ``judged`` (queries, qrels; None: no dev set); with ``limit`` / ``pool`` (and
+        ``first_stage``) the reduced pilot protocol."""
         tokenizer = Tokenizer.from_str(encoder.tokenizer.backend_tokenizer.to_str())
         query_encoder = QueryEncoder.count(tokenizer, (d.contents for d in corpus), encoder.special_ids)
-        if split not in dataset.qrels:
+        if judged is None:
             return cls(corpus, query_encoder, max_length=max_length)
-        queries, qrels = dataset.split(split)
+        queries, qrels = judged
         texts = {qid: queries[qid].text for qid in qrels if qid in queries}
         if limit and limit < len(texts):
             texts = {qid: texts[qid] for qid in sorted(random.Random(0).sample(sorted(texts), limit))}

@@ -105,6 +105,8 @@ class TrainSettings:
     regime: str = option("supervised", one_of(*REGIMES))
     split: str = "train"
     dev_split: str = "dev"
+    dev_holdout: int = option(0, at_least(0), "hold out this many seeded training queries as the dev set "
+                              "(for datasets without a dev split, e.g. SciFact); 0: use dev_split")
     model: str = DEFAULT_MODEL
     max_length: int = option(128, at_least(3))
     eval_max_length: int = option(256, at_least(3))
@@ -179,8 +181,9 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     out.mkdir(parents=True, exist_ok=True)
     corpus = engine.corpus
     torch.manual_seed(settings.seed)
+    training, judged = _training_and_dev(dataset, settings)
     if settings.regime == "supervised":
-        queries = labeled_queries(*dataset.split(settings.split), corpus)
+        queries = labeled_queries(*training, corpus)
     else:
         queries = pseudo_queries(corpus, settings.pseudo_queries, settings.seed)
     started = time.perf_counter()
@@ -190,8 +193,8 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     resume = find_checkpoint(out / "last") is not None
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
     first_stage = engine.indexes[settings.bm25_index].search if settings.bm25_index in engine.indexes else None
-    dev = DevSet.build(encoder, corpus, dataset, settings.dev_split, settings.eval_max_length, settings.dev_queries,
-                       settings.dev_pool, first_stage)
+    dev = DevSet.build(encoder, corpus, judged, settings.eval_max_length, settings.dev_queries, settings.dev_pool,
+                       first_stage)
     query_terms = [dev.query_encoder.token_ids(q.text) for q in queries]
     vocabulary = np.setdiff1d(np.arange(encoder.vocab_size), encoder.special_ids)
     scale = torch.nn.Parameter(torch.tensor(math.log(settings.initial_scale)))
@@ -230,6 +233,26 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     (out / TRAINING_FILE).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     _plot(report, out / "curves.png")
     return report
+
+
+def _training_and_dev(dataset, settings: TrainSettings) -> tuple[tuple[dict, dict] | None, tuple[dict, dict] | None]:
+    """(queries, qrels) to train on (None for label-free) and to select on (None: no dev set).
+
+    With ``dev_holdout`` a fixed seeded sample of the training split is the dev set and is
+    left out of training; else the ``dev_split`` qrels, where the dataset has them.
+    """
+    training = dataset.split(settings.split) if settings.regime == "supervised" or settings.dev_holdout else None
+    if settings.dev_holdout:
+        queries, qrels = training
+        if settings.dev_holdout >= len(qrels):
+            raise SettingError("train sparse", "dev_holdout",
+                               f"must be below the {len(qrels)} queries of split {settings.split!r}")
+        held = set(random.Random(settings.seed).sample(sorted(qrels), settings.dev_holdout))
+        keep = sorted(set(qrels) - held)
+        return ({q: queries[q] for q in keep}, {q: qrels[q] for q in keep}), \
+            ({q: queries[q] for q in sorted(held)}, {q: qrels[q] for q in sorted(held)})
+    judged = dataset.split(settings.dev_split) if settings.dev_split in dataset.qrels else None
+    return training, judged
 
 
 class QueryTable:
