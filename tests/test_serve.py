@@ -258,3 +258,20 @@ def test_a_request_keeps_its_generation_until_it_ends(small_engine):
     with live.use() as now:
         assert now.engine.search("wombat burrows", k=1)[0].doc_id == "w-1"
     live.close()
+
+
+def test_agents_kept_per_generation_are_bounded(small_engine):
+    """Each distinct (using, rerank, max_hops, passages) makes an agent; clients cannot grow that without bound."""
+    from retriever.serve.live import CACHED_VALUES
+
+    with client(small_engine.path) as c:
+        for passages in range(1, CACHED_VALUES + 6):
+            for max_hops in (1, 2):
+                got = c.post("/api/ask", json={"question": "vitamin D and cancer", "passages": passages,
+                                               "max_hops": max_hops})
+                assert got.status_code == 200, got.text
+        live = c.app.state.service.live
+        with live.use() as held:
+            assert len(held.cache) == CACHED_VALUES
+            assert ("agent", (None, None, 2, CACHED_VALUES + 5)) in held.cache  # the latest is kept
+            assert ("agent", (None, None, 1, 1)) not in held.cache  # the oldest went

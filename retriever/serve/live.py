@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,18 +27,24 @@ from retriever.api import Engine
 from retriever.engine.state import STATE
 
 REOPEN_TRIES = 3
+CACHED_VALUES = 32  # per generation: agents for distinct request options
 Opener = Callable[[Path], Engine]
 log = logging.getLogger("retriever.serve")
 
 
 class Generation:
-    """One open generation: its engine, the requests using it, and values derived from it."""
+    """One open generation: its engine, the requests using it, and values derived from it.
+
+    The derived values are keyed by request options, so at most :data:`CACHED_VALUES` of them
+    are kept (least recently used dropped): clients cannot grow the server's memory.
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.users = 0
         self.retired = False
-        self.cache: dict[Any, Any] = {}
+        self.cache: OrderedDict[Any, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def number(self) -> int:
@@ -45,9 +52,16 @@ class Generation:
 
     def cached(self, key: Any, make: Callable[[Engine], Any]) -> Any:
         """A value derived from this generation (e.g. an agent), made on first use."""
-        if key not in self.cache:
-            self.cache[key] = make(self.engine)
-        return self.cache[key]
+        with self._cache_lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]
+        value = make(self.engine)
+        with self._cache_lock:
+            self.cache[key] = value
+            while len(self.cache) > CACHED_VALUES:
+                self.cache.popitem(last=False)
+        return value
 
 
 class LiveEngine:

@@ -8,6 +8,7 @@ to end, so its results are exactly what :class:`~retriever.Engine` gives for tha
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
@@ -26,6 +27,7 @@ from retriever.serve.errors import ApiError
 from retriever.serve.live import Generation, LiveEngine
 
 MODEL_FREE_KINDS = frozenset({"bm25", "sparse"})  # no model runs for a query (inference-free sparse included)
+LOADED_RERANKERS = 8  # distinct reranker specs kept loaded (least recently used dropped)
 
 
 class Service:
@@ -39,7 +41,7 @@ class Service:
     def __init__(self, live: LiveEngine, config: ServeConfig):
         self.live, self.config, self.limits = live, config, config.limits
         self.generator = open_generator(config.llm, config.llm_cache)
-        self._rerankers: dict[str, Reranker] = {}
+        self._rerankers: OrderedDict[str, Reranker] = OrderedDict()
         self._lock = threading.Lock()
 
     def search(self, queries: Sequence[str], k: int = 10, using: str | None = None, rerank: str | None = None,
@@ -136,6 +138,9 @@ class Service:
         with self._lock:
             if spec not in self._rerankers:
                 self._rerankers[spec] = load_reranker(spec)
+                while len(self._rerankers) > LOADED_RERANKERS:
+                    self._rerankers.popitem(last=False)
+            self._rerankers.move_to_end(spec)
             return self._rerankers[spec]
 
     def check_text(self, text: str, what: str) -> None:
