@@ -77,6 +77,9 @@ class Index(ABC):
     shard_independent_scores: ClassVar[bool] = False
     #: Building runs a neural encoder (a sharded build asks the cluster for a GPU per task).
     uses_accelerator: ClassVar[bool] = False
+    #: Persisted settings fixed at the first build (e.g. a reference length): the shards of a
+    #: sharded add are given the live index's values.
+    pinned_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, directory: Path, manifest: dict):
         self.directory = Path(directory)

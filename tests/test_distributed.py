@@ -17,7 +17,7 @@ pytest.importorskip("ray")
 
 from retriever.api import Engine  # noqa: E402
 
-SPECS = ["bm25", "dense(max_seq_length=64)", "sparse(max_length=32)"]
+SPECS = ["bm25", "dense(max_seq_length=64)", "sparse(max_length=32,lexical=1)"]  # lexical: its pinned avgdl
 NAMES = ["bm25", "dense", "sparse"]
 ADDED = 40
 

@@ -212,6 +212,43 @@ def test_add_encodes_new_documents_and_updates_idf(tmp_path, nfcorpus_slice):
     assert len(engine.indexes["fast"].vectors) == 31
 
 
+def test_lexical_part_is_word_piece_bm25_with_a_pinned_reference_length(tmp_path, nfcorpus_slice):
+    """``sparse(lexical=b)``: learned weights + b x BM25 saturation of each word piece; adds reuse the build's avgdl."""
+    from indexes.sparse.lexical import B, K1
+
+    docs = [json.loads(line) for line in open(nfcorpus_slice / "corpus.jsonl")][:30]
+    engine = Engine.build(tmp_path / "e", docs, indexes=["sparse(max_length=64)", "mixed=sparse(max_length=64,lexical=2)"])
+    learned, mixed = engine.indexes["sparse"], engine.indexes["mixed"]
+    new = {"_id": "new", "title": "Zebra stripes", "text": "Zebra stripes and biting flies in Africa."}
+    tokenizer = learned.queries.tokenizer
+    counts = [np.asarray(tokenizer.encode(d["title"] + " " + d["text"], add_special_tokens=False).ids)
+              for d in [*docs, new]]
+    avgdl = float(np.mean([len(c) for c in counts[:-1]]))
+    assert mixed.settings["lexical_avgdl"] == pytest.approx(avgdl)
+
+    def check_row(index, i):
+        terms, weights = learned.vectors.row(i)
+        expected = dict(zip(terms.tolist(), weights.tolist()))
+        for term in set(counts[i].tolist()):
+            tf = int((counts[i] == term).sum())
+            saturation = tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(counts[i]) / avgdl))
+            expected[term] = expected.get(term, 0.0) + 2 * saturation
+        terms, weights = index.vectors.row(i)
+        assert terms.tolist() == sorted(expected)
+        np.testing.assert_allclose(weights, [expected[t] for t in terms.tolist()], rtol=1e-5)
+
+    for i in (0, 7):
+        check_row(mixed, i)
+    query = "zebra stripes"
+    engine.add([new])
+    learned, mixed = engine.indexes["sparse"], engine.indexes["mixed"]
+    assert mixed.settings["lexical_avgdl"] == pytest.approx(avgdl)  # pinned, though the corpus changed
+    check_row(mixed, 30)  # the added document is weighted with the build's reference length
+    assert engine.search(query, k=1, using="mixed")[0].doc_id == "new"
+    exact = mixed.search([query], 5, exact=True)[0]
+    assert [d for d, _ in mixed.search([query], 5)[0]] == [d for d, _ in exact]  # Lucene = exact (quantized)
+
+
 def test_no_model_runs_at_query_time(tmp_path, nfcorpus_slice, monkeypatch):
     model = tmp_path / "model"
     shutil.copytree(resolve_sparse_model(MODEL), model)

@@ -40,7 +40,8 @@ from indexes.bf16 import RUNTIME as BF16
 from indexes.onnx import RUNTIMES
 from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
-from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, read_query_weights
+from indexes.sparse.lexical import lexical_vectors, mean_length, with_lexical
+from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, plain_tokenizer, read_query_weights
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
 from retriever.core.settings import OMIT, Schema, Setting, above, at_least, one_of, within
@@ -62,6 +63,10 @@ SCHEMA = Schema("sparse", (
     Setting("max_terms", int, 0, at_least(0), "query-term pruning: keep the max_terms heaviest terms (0: all)"),
     Setting("runtime", str, "torch", one_of(*RUNTIMES),
             "document encoder runtime: torch, torch-bf16, onnx or onnx-int8"),
+    Setting("lexical", float, 0.0, at_least(0),
+            "add this x BM25 saturation of the document's own word pieces (indexes.sparse.lexical; 0: learned only)"),
+    Setting("lexical_avgdl", float, OMIT, above(0),
+            "reference length of the lexical part, in word pieces (default: the corpus mean at the first build)"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
@@ -79,6 +84,7 @@ class SparseIndex(Index):
     shard_block = ENCODE_CHUNK
     shard_independent_scores = True  # query weights come from the merged (global) IDF table
     uses_accelerator = True
+    pinned_settings = ("lexical_avgdl",)  # fixed at the first build: adds and their shards reuse it
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -107,6 +113,9 @@ class SparseIndex(Index):
         seconds = time.perf_counter() - started
         queries = QueryEncoder.count(_copy(encoder.tokenizer.backend_tokenizer),
                                      (d.contents for d in corpus), encoder.special_ids)
+        if persisted["lexical"] > 0:
+            persisted.setdefault("lexical_avgdl", mean_length(queries.tokenizer, _texts(corpus), queries.special_ids))
+            vectors = _add_lexical(vectors, queries, _texts(corpus), persisted)
         if persisted["query_weights"] == "learned":
             factors = read_query_weights(Path(resolve_sparse_model(persisted["model"])), encoder.vocabulary_checksum)
             queries = queries.with_options(factors)
@@ -123,11 +132,23 @@ class SparseIndex(Index):
                 f"the model at {self.settings['model']!r} does not have the vocabulary {self.directory} was built "
                 "with; rebuild the index (retriever index build --overwrite) to use it")
         added = encode_corpus(encoder, [list(docs[i:i + ENCODE_CHUNK]) for i in range(0, len(docs), ENCODE_CHUNK)])
-        vectors = self.vectors.concat(added)
         persisted = dict(self.settings)
+        if persisted.get("lexical", 0) > 0:
+            added = _add_lexical(added, self.queries, [d.contents for d in docs], persisted)
+        vectors = self.vectors.concat(added)
         _write_all(directory, vectors, self.queries.extended(d.contents for d in docs), persisted)
         backend_class(persisted["backend"]).extend(self.directory, directory, vectors, added, persisted)
         return persisted
+
+    @classmethod
+    def write_shard(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        """A shard; the lexical part's reference length is the whole corpus's, as in a one-piece build."""
+        if settings["lexical"] > 0 and "lexical_avgdl" not in settings:
+            encoder = load_encoder(settings)
+            avgdl = mean_length(plain_tokenizer(encoder.tokenizer.backend_tokenizer),
+                                _texts(Corpus.open(corpus.directory)), encoder.special_ids)
+            settings = {**settings, "lexical_avgdl": avgdl}
+        return cls.write(directory, corpus, settings)
 
     @classmethod
     def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],
@@ -216,6 +237,17 @@ def encode_corpus(encoder: DocEncoder, batches, terms=None) -> SparseVectors:
     parts = [encoder.encode_document([d.contents for d in batch], [d.doc_id for d in batch], terms=terms)
              for batch in batches]
     return SparseVectors.stack(parts)
+
+
+def _texts(corpus: Corpus) -> list[str]:
+    return [d.contents for d in corpus]
+
+
+def _add_lexical(vectors: SparseVectors, queries: QueryEncoder, texts: Sequence[str],
+                 settings: dict[str, Any]) -> SparseVectors:
+    """The learned vectors plus ``lexical`` x the word-piece BM25 part of the same documents."""
+    lexical = lexical_vectors(queries.tokenizer, vectors.ids, texts, queries.special_ids, settings["lexical_avgdl"])
+    return with_lexical(vectors, lexical, settings["lexical"])
 
 
 def _write_all(directory: Path, vectors: SparseVectors, queries: QueryEncoder, settings: dict[str, Any]) -> None:
