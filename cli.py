@@ -835,10 +835,13 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
               help="A sparse index setting for every sparse index, e.g. max_length=256; repeatable.")
 @click.option("--baselines", default="bm25,dense", show_default=True, help="Baseline index kinds to compare with.")
 @click.option("--prune", default="", help="Query-term min_weight values whose quality cost to measure, e.g. 0,1,2.")
+@click.option("--lexical", default="", help="Also index each sparse system with lexical=b (learned + b x word-piece "
+                                             "BM25 in one index) for these b, e.g. 1.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
 @json_option
-def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, out_dir, data_dir, as_json) -> None:
+def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, lexical, out_dir, data_dir,
+                as_json) -> None:
     """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
 
     \b
@@ -851,17 +854,21 @@ def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune,
     pairs = parse_pairs(models, "--model", "LABEL=DIR")
     settings = ",".join(f"{key}={value}" for key, value in parse_pairs(overrides).items())
     data = _dataset(dataset, data_dir, False)
-    try:
-        floors = [float(x) for x in prune.split(",") if x.strip()]
-    except ValueError:
-        raise click.UsageError("--prune takes comma-separated numbers") from None
+    floors, weights = _numbers(prune, "--prune"), _numbers(lexical, "--lexical")
     rows = compare(engine_dir, data, pairs, out_dir, split, settings,
-                   [b.strip() for b in baselines.split(",") if b.strip()], floors)
+                   [b.strip() for b in baselines.split(",") if b.strip()], floors, weights)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(markdown(data.name, split, rows))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.UsageError(f"{option} takes comma-separated numbers") from None
 
 
 # --- reranking (issue 6): the cross-encoder, the RL policy, reranked evaluations ---

@@ -36,25 +36,32 @@ LATENCY_QUERIES = 200  # test queries timed one at a time per round
 LATENCY_ROUNDS = 3
 
 
-def sparse_specs(models: Mapping[str, str], settings: str = "") -> dict[str, str]:
-    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory.
+def sparse_specs(models: Mapping[str, str], settings: str = "", lexical: Sequence[float] = ()) -> dict[str, str]:
+    """Index name -> spec: the zero-shot ``sparse`` index plus one per trained model directory, and
+    for each ``lexical`` weight b a ``NAME-lexB`` variant of each (``lexical=b``: learned + word-piece BM25).
 
     A model trained with learned query-term weights (its directory holds
     ``query_weights.safetensors``) is indexed with ``query_weights=learned``.
     """
     extra = f",{settings}" if settings else ""
-    specs = {"sparse": f"sparse({settings})" if settings else "sparse"}
+    inner = {"sparse": settings}
     for label, path in models.items():
         learned = ",query_weights=learned" if (Path(path) / QUERY_WEIGHTS_FILE).exists() else ""
-        specs[label] = f"{label}=sparse(model='{path}'{learned}{extra})"
+        inner[label] = f"model='{path}'{learned}{extra}"
+    specs = {"sparse": f"sparse({settings})" if settings else "sparse",
+             **{label: f"{label}=sparse({args})" for label, args in inner.items() if label != "sparse"}}
+    for weight in lexical:
+        for label, args in inner.items():
+            name = f"{label}-lex{weight:g}".replace(".", "_")
+            specs[name] = f"{name}=sparse({args + ',' if args else ''}lexical={weight:g})"
     return specs
 
 
 def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str], out_dir: str | Path,
             split: str = "test", settings: str = "", baselines: Sequence[str] = ("bm25", "dense"),
-            prune: Sequence[float] = ()) -> list[dict[str, Any]]:
+            prune: Sequence[float] = (), lexical: Sequence[float] = ()) -> list[dict[str, Any]]:
     """Build what is missing in ``engine_dir``, evaluate every system, write JSON + Markdown; return the rows."""
-    specs = {**{name: name for name in baselines}, **sparse_specs(models, settings)}
+    specs = {**{name: name for name in baselines}, **sparse_specs(models, settings, lexical)}
     engine = engine_with(Path(engine_dir), dataset, list(specs.values()))  # builds what is missing
     names = list(specs)
     results = evaluate(engine, dataset, split, names, Path(out_dir) / "runs")
@@ -64,7 +71,8 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
         rows.append({"system": name, "spec": engine.specs[name], **{k: round(v, 4) for k, v in result.metrics.items()},
                      "avg_nnz": index.settings.get("avg_nnz"), "size_mb": round(dir_size(index.directory) / 2**20, 2),
                      "ms_per_query": round(1000 * result.seconds / max(result.queries, 1), 2),
-                     "train_seconds": _train_seconds(index.settings.get("model")) if name in models else None})
+                     "train_seconds": _train_seconds(index.settings.get("model"))
+                     if index.kind == "sparse" and index.settings.get("model") in models.values() else None})
         if prune and index.kind == "sparse":
             rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune, engine.indexes.get("bm25"))
     write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",

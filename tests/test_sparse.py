@@ -414,6 +414,10 @@ def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfc
     assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}')"
     (model / QUERY_WEIGHTS_FILE).write_bytes(b"")
     assert sparse_specs({"sup": str(model)})["sup"] == f"sup=sparse(model='{model}',query_weights=learned)"
+    mixed = sparse_specs({"sup": str(model)}, "max_length=128", lexical=[1, 0.5])
+    assert mixed["sparse-lex1"] == "sparse-lex1=sparse(max_length=128,lexical=1)"
+    assert mixed["sup-lex0_5"] == f"sup-lex0_5=sparse(model='{model}',query_weights=learned,max_length=128,lexical=0.5)"
+    assert len(mixed) == 6
     costs = pruning_cost(sparse_engine.indexes["sparse"], load_dataset(str(nfcorpus_slice)), "test", [0, 1e6],
                          baseline=sparse_engine.indexes["bm25"])
     assert costs[0]["nDCG@10"] > 0 and costs[0]["terms_per_query"] > 1
