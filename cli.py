@@ -837,10 +837,12 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
 @click.option("--prune", default="", help="Query-term min_weight values whose quality cost to measure, e.g. 0,1,2.")
 @click.option("--lexical", default="", help="Also index each sparse system with lexical=b (learned + b x word-piece "
                                              "BM25 in one index) for these b, e.g. 1.")
+@click.option("--lexical-sweep", "sweep", default="", help="Score learned + b x word-piece BM25 for these b from "
+                                                           "each sparse index's stored vectors (choose b on dev).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
 @json_option
-def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, lexical, out_dir, data_dir,
+def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, lexical, sweep, out_dir, data_dir,
                 as_json) -> None:
     """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
 
@@ -848,6 +850,7 @@ def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune,
     Example:
       retriever eval sparse work/nfcorpus --dataset nfcorpus --model supervised=work/sparse/nf-sup/best
       retriever eval sparse work/nfcorpus --dataset nfcorpus --baselines bm25 --prune 0,1,2 --set max_terms=16
+      retriever eval sparse work/nfcorpus --dataset nfcorpus --split dev --baselines bm25 --lexical-sweep 0,1,2
     """
     from eval.sparse import compare, markdown
 
@@ -856,7 +859,8 @@ def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune,
     data = _dataset(dataset, data_dir, False)
     floors, weights = _numbers(prune, "--prune"), _numbers(lexical, "--lexical")
     rows = compare(engine_dir, data, pairs, out_dir, split, settings,
-                   [b.strip() for b in baselines.split(",") if b.strip()], floors, weights)
+                   [b.strip() for b in baselines.split(",") if b.strip()], floors, weights,
+                   _numbers(sweep, "--lexical-sweep"))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -8,7 +8,9 @@ training time (from the run's ``training.json``). Every dataset's JSON in the
 output directory is also gathered into one cross-dataset table
 (``sparse-cross.md``: each system's nDCG@10 against BM25 on the same split).
 With ``prune``, the quality cost of query-term pruning (``min_weight``, a
-search-time knob: no re-encoding) is measured for every sparse index.
+search-time knob: no re-encoding) is measured for every sparse index; ``lexical``
+adds a learned + word-piece BM25 variant of each sparse system (``sparse(lexical=b)``),
+and ``sweep`` scores such variants for several b from the stored vectors (to choose b on dev).
 
 Example:
     retriever eval sparse work/sparse/nfcorpus --dataset nfcorpus \\
@@ -29,9 +31,13 @@ from eval.report import write_report
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
+from indexes.sparse.backends import ExactBackend
+from indexes.sparse.lexical import lexical_vectors, mean_length, with_lexical
 from indexes.sparse.queries import QUERY_WEIGHTS_FILE
+from retriever.core.errors import InputError
 from retriever.core.storage import dir_size
 
+SWEEP_MEASURES = parse_measures(["nDCG@10", "R@100"])
 LATENCY_QUERIES = 200  # test queries timed one at a time per round
 LATENCY_ROUNDS = 3
 
@@ -59,7 +65,8 @@ def sparse_specs(models: Mapping[str, str], settings: str = "", lexical: Sequenc
 
 def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str], out_dir: str | Path,
             split: str = "test", settings: str = "", baselines: Sequence[str] = ("bm25", "dense"),
-            prune: Sequence[float] = (), lexical: Sequence[float] = ()) -> list[dict[str, Any]]:
+            prune: Sequence[float] = (), lexical: Sequence[float] = (),
+            sweep: Sequence[float] = ()) -> list[dict[str, Any]]:
     """Build what is missing in ``engine_dir``, evaluate every system, write JSON + Markdown; return the rows."""
     specs = {**{name: name for name in baselines}, **sparse_specs(models, settings, lexical)}
     engine = engine_with(Path(engine_dir), dataset, list(specs.values()))  # builds what is missing
@@ -75,6 +82,8 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
                      if index.kind == "sparse" and index.settings.get("model") in models.values() else None})
         if prune and index.kind == "sparse":
             rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune, engine.indexes.get("bm25"))
+        if sweep and index.kind == "sparse" and not index.settings.get("lexical"):
+            rows[-1]["lexical_sweep"] = lexical_sweep(index, engine.corpus, dataset, split, sweep)
     write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
                  {"dataset": dataset.name, "split": split, "engine": str(engine.path), "systems": rows},
                  markdown(dataset.name, split, rows))
@@ -115,6 +124,32 @@ def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[floa
     return out
 
 
+def lexical_sweep(index, corpus, dataset: Dataset, split: str, weights: Sequence[float]) -> list[dict[str, float]]:
+    """nDCG@10 and R@100 of a learned-only sparse index's vectors plus b x word-piece BM25, for each b.
+
+    Exact search over the stored float vectors with the weights ``sparse(lexical=b)`` would index
+    (:mod:`indexes.sparse.lexical`, the corpus's mean length as reference): the same ranking as
+    that index up to impact quantization, without encoding the corpus again. For choosing b on a
+    dev split.
+    """
+    if index.settings.get("lexical", 0) > 0:
+        raise InputError(f"{index.directory} already has a lexical part; sweep a learned-only sparse index")
+    queries, qrels = dataset.split(split)
+    ids = [qid for qid in qrels if qid in queries]
+    encoded = index.encode_queries([queries[qid].text for qid in ids])
+    learned, tokens = index.vectors, index.queries
+    texts = [d.contents for d in corpus.get_many(learned.ids)]
+    lexical = lexical_vectors(tokens.tokenizer, learned.ids, texts, tokens.special_ids,
+                              mean_length(tokens.tokenizer, texts, tokens.special_ids))
+    out = []
+    for weight in weights:
+        vectors = with_lexical(learned, lexical, weight) if weight else learned
+        metrics = aggregate(qrels, dict(zip(ids, ExactBackend(vectors).search(encoded, 100))), SWEEP_MEASURES)
+        out.append({"lexical": weight, **{k: round(v, 4) for k, v in metrics.items()},
+                    "avg_nnz": round(float(vectors.nnz_per_doc.mean()), 1)})
+    return out
+
+
 def _train_seconds(model: str | None) -> float | None:
     """Training time of a model written by ``retriever train sparse`` (its run's ``training.json``)."""
     report = Path(model).parent / "training.json" if model else None
@@ -152,4 +187,7 @@ def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
             lines.append(f"| `{r['spec']}` query min_weight={cost['min_weight']:g} "
                          f"({cost['terms_per_query']:.1f} terms/query; p50 {cost['p50_ms']:.3f} ms{ratio}) | "
                          f"{cost['nDCG@10']:.4f} | | | | |")
+        for point in r.get("lexical_sweep", []):
+            lines.append(f"| `{r['spec']}` + lexical={point['lexical']:g} (exact, stored vectors) | "
+                         f"{point['nDCG@10']:.4f} | {point['R@100']:.4f} | | {point['avg_nnz']:.1f} | |")
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from indexes.sparse.queries import (QUERY_WEIGHTS_FILE, QueryEncoder, Vocabulary
                                     vocabulary_checksum, write_query_weights)
 from indexes.sparse.vectors import SparseVectors, quantize
 from retriever.api import Engine
-from retriever.core.errors import MissingResourceError, SpecError
+from retriever.core.errors import InputError, MissingResourceError, SpecError
 from retriever.core.storage import file_table
 
 MODEL = DEFAULT_MODEL
@@ -239,6 +239,21 @@ def test_lexical_part_is_word_piece_bm25_with_a_pinned_reference_length(tmp_path
 
     for i in (0, 7):
         check_row(mixed, i)
+    # the sweep (choosing b on dev) scores exactly what the lexical index's float vectors score
+    from eval.sparse import lexical_sweep
+    from retriever.core.datasets import load_dataset
+    from retriever.core.metrics import aggregate, parse_measures
+
+    dataset = load_dataset(str(nfcorpus_slice))
+    queries, qrels = dataset.split("test")
+    swept = lexical_sweep(learned, engine.corpus, dataset, "test", [0, 2])
+    for point, index in zip(swept, (learned, mixed)):
+        rankings = index.search([queries[q].text for q in qrels], 100, exact=True)
+        expected = aggregate(qrels, dict(zip(qrels, rankings)), parse_measures(["nDCG@10", "R@100"]))
+        assert point["nDCG@10"] == round(expected["nDCG@10"], 4) and point["R@100"] == round(expected["R@100"], 4)
+    assert swept[1]["nDCG@10"] > 0 and swept[1]["avg_nnz"] == round(float(mixed.vectors.nnz_per_doc.mean()), 1)
+    with pytest.raises(InputError, match="already has a lexical part"):
+        lexical_sweep(mixed, engine.corpus, dataset, "test", [1])
     query = "zebra stripes"
     engine.add([new])
     learned, mixed = engine.indexes["sparse"], engine.indexes["mixed"]
