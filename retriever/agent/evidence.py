@@ -58,9 +58,13 @@ RELATION_STEMS = {
     **dict.fromkeys(("husband", "wife", "spouse", "married", "law"), ("marri", "wife", "husba", "spous", "widow")),
 }
 ANCHORS = 5
+# A title whose rarest word is in more than this share of the corpus ("United States", "Force", "Father") is too
+# common to link documents (chosen on the dev splits of MuSiQue, 2Wiki and HotpotQA: 0.01-0.1 tried)
+COMMON_TITLE_SHARE = 0.05
 MAX_TITLE_WORDS = 8
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
+_COPY = re.compile(r"\s*\(\d+\)\s*$")  # "Zhejiang (2)": another paragraph of "Zhejiang" (titles made unique)
 
 
 def _title_key(text: str) -> str:
@@ -97,6 +101,9 @@ class Lexicon:
                     if key and not set(key.split()) <= STOPWORDS:  # "It", "The One": too common to be a link
                         self.titles.setdefault(key, set()).add(doc.doc_id)
                 self.df.update(set(words(doc.title + " " + doc.text)))
+        common = COMMON_TITLE_SHARE * self.size
+        self.titles = {key: ids for key, ids in self.titles.items()  # keep titles with a rare enough word
+                       if min(self.df.get(w, 0) for w in key.split()) <= common}
 
     def idf(self, word: str) -> float:
         return math.log((self.size + 1) / (self.df.get(word, 0) + 1))
@@ -196,6 +203,10 @@ class Pool:
         found = set().union(*(self.candidates[i].words for i in ids)) if ids else set()
         return sum(self.lexicon.idf(w) for w in target if w in found) / weight if weight else 0.0
 
+    def same_entity(self, a: str, b: str) -> bool:
+        """Two paragraphs of one article ("Zhejiang", "Zhejiang (2)"): a chain needs a bridge to another entity."""
+        return _COPY.sub("", self.candidates[a].hit.title) == _COPY.sub("", self.candidates[b].hit.title)
+
     def pair_score(self, a: str, b: str) -> float:
         ca, cb = self.candidates[a], self.candidates[b]
         relate = RELATE * (self.relates(a, b, self.question_words) or self.relates(b, a, self.question_words))
@@ -218,7 +229,7 @@ class Pool:
         best, score = (), -math.inf
         for a in self.anchors():
             for b in ids:
-                if b != a:
+                if b != a and not self.same_entity(a, b):
                     s = self.pair_score(a, b)
                     if s > score:
                         best, score = (a, b), s
@@ -245,11 +256,11 @@ class Pool:
         while 0 < len(chain) < length + spare:
             strict = len(chain) >= length
             best, best_score, best_cover = None, -math.inf, covered
-            for doc_id in self._neighbours(chain):
-                if doc_id in used:
+            for doc_id in sorted(self._neighbours(chain)):  # sorted: ties break the same way in every run
+                if doc_id in used or any(self.same_entity(doc_id, c) for c in chain):
                     continue
                 cover = self.coverage([*chain, doc_id], target)
-                relate = any(self.relates(c, doc_id, target) for c in chain)
+                relate = any(self.relates(c, doc_id, target) or self.relates(doc_id, c, target) for c in chain)
                 if (cover - covered < EXTEND_GAIN or strict) and not relate:
                     continue
                 forward = any(doc_id in self.candidates[c].mentions for c in chain)
