@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.report import write_report
+from eval.significance import paired_bootstrap
 from retriever.core.datasets import Dataset, Query
 from retriever.core.metrics import best_exact_match, best_f1
 from retriever.agent import Agent, Budget
@@ -58,6 +59,8 @@ SYSTEMS = ("closed-book", "single-shot", "agent")
 MEASURES = ("all_gold_passed", "recall_at_5", "all_gold_retrieved", "em", "f1", "hops", "docs_read", "passages",
             "lm_calls", "lm_tokens", "seconds")
 ANSWER_TOKENS = 32
+PAIRED_MEASURES = ("f1", "em", "all_gold_passed")
+PAIRED_LABELS = {"f1": "F1 points", "em": "EM points", "all_gold_passed": "all gold passed, points"}
 SAMPLE_SEED = 2026
 
 
@@ -268,15 +271,49 @@ def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequen
             "seconds": round(seconds, 4)}
 
 
+def paired_differences(scores: dict[str, SystemScores], baseline: str = "single-shot") -> dict[str, dict[str, Any]]:
+    """Each other system minus ``baseline`` on the same questions: mean difference of F1, EM and all gold
+    passed, with the paired bootstrap's 95% interval and p-value (:func:`eval.significance.paired_bootstrap`)."""
+    if baseline not in scores:
+        return {}
+    base = {r["query_id"]: r for r in scores[baseline].rows}
+    out = {}
+    for system, values in scores.items():
+        rows = [r for r in values.rows if r["query_id"] in base]
+        if system == baseline or not rows:
+            continue
+        out[system] = {measure: asdict(paired_bootstrap([float(r[measure]) for r in rows],
+                                                        [float(base[r["query_id"]][measure]) for r in rows]))
+                       for measure in PAIRED_MEASURES}
+        out[system]["questions"] = len(rows)
+    return out
+
+
 def _write(out: Path, dataset: str, split: str, done: int, config: dict[str, Any],
            scores: dict[str, SystemScores]) -> MultihopReport:
     results = {s: v.means() for s, v in scores.items()}
     groups = {s: v.groups() for s, v in scores.items()}
+    paired = paired_differences(scores)
     stem = out / f"{dataset}-{split}"
     payload = {"dataset": dataset, "split": split, "questions": done, "config": config, "results": results,
-               "groups": groups, "per_question": {s: v.rows for s, v in scores.items()}}
-    json_path, md_path = write_report(stem, payload, markdown(dataset, split, done, results, config["llm"], groups))
+               "groups": groups, "paired_vs_single_shot": paired, "per_question": {s: v.rows for s, v in scores.items()}}
+    text = markdown(dataset, split, done, results, config["llm"], groups) + paired_markdown(paired)
+    json_path, md_path = write_report(stem, payload, text)
     return MultihopReport(dataset, split, done, config, results, groups, str(json_path), str(md_path))
+
+
+def paired_markdown(paired: dict[str, dict[str, Any]], baseline: str = "single-shot") -> str:
+    """The paired differences as a table (points for F1 / EM, share for all gold passed)."""
+    if not paired:
+        return ""
+    lines = ["", f"| paired vs {baseline} | questions | " + " | ".join(
+        f"{PAIRED_LABELS[m]} (95% CI, p)" for m in PAIRED_MEASURES) + " |",
+        "|---|---:|" + "---:|" * len(PAIRED_MEASURES)]
+    for system, per in paired.items():
+        cells = [f"{100 * per[m]['difference']:+.1f} ({100 * per[m]['low']:+.1f}, {100 * per[m]['high']:+.1f}; "
+                 f"p={per[m]['p_value']:.3f})" for m in PAIRED_MEASURES]
+        lines.append(f"| {system} | {per['questions']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def report_dict(report: MultihopReport) -> dict[str, Any]:

@@ -169,6 +169,13 @@ def test_multihop_evaluation_resumes_from_the_lm_cache(hotpot_engine, hotpot, ti
     assert set(first.results) == {"closed-book", "single-shot", "agent"} and first.questions == 3
     payload = json.loads((tmp_path / "run" / "hotpotqa-distractor-test.json").read_text())
     assert len(payload["per_question"]["agent"]) == 3
+    paired = payload["paired_vs_single_shot"]  # each system minus single-shot on the same questions
+    assert set(paired) == {"closed-book", "agent"} and paired["agent"]["questions"] == 3
+    by_question = {s: {r["query_id"]: r["f1"] for r in payload["per_question"][s]} for s in ("agent", "single-shot")}
+    expected = sum(by_question["agent"][q] - by_question["single-shot"][q] for q in by_question["agent"]) / 3
+    f1 = paired["agent"]["f1"]
+    assert f1["difference"] == pytest.approx(expected) and f1["low"] <= f1["difference"] <= f1["high"]
+    assert "| paired vs single-shot |" in (tmp_path / "run" / "hotpotqa-distractor-test.md").read_text()
     assert (tmp_path / "run" / "hotpotqa-distractor-test.md").read_text().startswith("Multi-hop QA")
     again = evaluate_multihop(hotpot_engine, hotpot, "test", load_generator(str(tiny_causal_lm), threads=1),
                               tmp_path / "run", limit=3, using="bm25", budget=Budget(max_hops=2))
