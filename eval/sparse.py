@@ -32,7 +32,7 @@ from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
 from indexes.sparse.backends import ExactBackend
-from indexes.sparse.lexical import lexical_vectors, mean_length, with_lexical
+from indexes.sparse.lexical import count_pieces, lexical_vectors, with_lexical
 from indexes.sparse.queries import QUERY_WEIGHTS_FILE
 from retriever.core.errors import InputError
 from retriever.core.storage import dir_size
@@ -139,8 +139,8 @@ def lexical_sweep(index, corpus, dataset: Dataset, split: str, weights: Sequence
     encoded = index.encode_queries([queries[qid].text for qid in ids])
     learned, tokens = index.vectors, index.queries
     texts = [d.contents for d in corpus.get_many(learned.ids)]
-    lexical = lexical_vectors(tokens.tokenizer, learned.ids, texts, tokens.special_ids,
-                              mean_length(tokens.tokenizer, texts, tokens.special_ids))
+    counts = count_pieces(tokens.tokenizer, texts, tokens.special_ids)
+    lexical = lexical_vectors(counts, learned.ids, learned.dim, counts.mean_length)
     out = []
     for weight in weights:
         vectors = with_lexical(learned, lexical, weight) if weight else learned

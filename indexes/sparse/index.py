@@ -40,7 +40,7 @@ from indexes.bf16 import RUNTIME as BF16
 from indexes.onnx import RUNTIMES
 from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
-from indexes.sparse.lexical import lexical_vectors, mean_length, with_lexical
+from indexes.sparse.lexical import count_pieces, lexical_vectors, mean_length, with_lexical
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, plain_tokenizer, read_query_weights
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus, Document
@@ -114,7 +114,6 @@ class SparseIndex(Index):
         queries = QueryEncoder.count(_copy(encoder.tokenizer.backend_tokenizer),
                                      (d.contents for d in corpus), encoder.special_ids)
         if persisted["lexical"] > 0:
-            persisted.setdefault("lexical_avgdl", mean_length(queries.tokenizer, _texts(corpus), queries.special_ids))
             vectors = _add_lexical(vectors, queries, _texts(corpus), persisted)
         if persisted["query_weights"] == "learned":
             factors = read_query_weights(Path(resolve_sparse_model(persisted["model"])), encoder.vocabulary_checksum)
@@ -245,9 +244,13 @@ def _texts(corpus: Corpus) -> list[str]:
 
 def _add_lexical(vectors: SparseVectors, queries: QueryEncoder, texts: Sequence[str],
                  settings: dict[str, Any]) -> SparseVectors:
-    """The learned vectors plus ``lexical`` x the word-piece BM25 part of the same documents."""
-    lexical = lexical_vectors(queries.tokenizer, vectors.ids, texts, queries.special_ids, settings["lexical_avgdl"])
-    return with_lexical(vectors, lexical, settings["lexical"])
+    """The learned vectors plus ``lexical`` x the word-piece BM25 part of the same documents.
+
+    The reference length is ``settings["lexical_avgdl"]``, set here from ``texts`` on a first build.
+    """
+    counts = count_pieces(queries.tokenizer, texts, queries.special_ids)
+    avgdl = settings.setdefault("lexical_avgdl", counts.mean_length)
+    return with_lexical(vectors, lexical_vectors(counts, vectors.ids, vectors.dim, avgdl), settings["lexical"])
 
 
 def _write_all(directory: Path, vectors: SparseVectors, queries: QueryEncoder, settings: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ every later add and shard, so a document's weights never depend on when it was i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -25,30 +26,39 @@ K1, B = 0.9, 0.4  # Anserini's BM25 defaults
 _CHUNK = 512
 
 
-def _token_ids(tokenizer: Tokenizer, texts: Sequence[str], special: np.ndarray) -> Iterable[np.ndarray]:
-    for start in range(0, len(texts), _CHUNK):
-        for encoding in tokenizer.encode_batch(list(texts[start:start + _CHUNK]), add_special_tokens=False):
-            ids = np.asarray(encoding.ids, dtype=np.int64)
-            yield ids[~special[ids]] if len(ids) else ids
+@dataclass
+class PieceCounts:
+    """Each document's distinct word pieces with their counts, and its length in word pieces."""
+
+    rows: list[tuple[np.ndarray, np.ndarray]]
+    lengths: np.ndarray
+
+    @property
+    def mean_length(self) -> float:
+        return _mean(self.lengths)
+
+
+def count_pieces(tokenizer: Tokenizer, texts: Sequence[str], special_ids: Sequence[int]) -> PieceCounts:
+    """Word-piece counts of every text (whole text, special tokens left out), in one tokenization pass."""
+    rows, lengths = [], []
+    for pieces in _token_ids(tokenizer, texts, special_ids):
+        rows.append(np.unique(pieces, return_counts=True))
+        lengths.append(len(pieces))
+    return PieceCounts(rows, np.asarray(lengths, dtype=np.int64))
 
 
 def mean_length(tokenizer: Tokenizer, texts: Sequence[str], special_ids: Sequence[int]) -> float:
-    """Average document length in (non-special) word pieces."""
-    special = _special_mask(tokenizer, special_ids)
-    lengths = [len(ids) for ids in _token_ids(tokenizer, texts, special)]
-    return float(np.mean(lengths)) if lengths else 1.0
+    """Average document length in (non-special) word pieces, without keeping the counts."""
+    return _mean(np.fromiter((len(p) for p in _token_ids(tokenizer, texts, special_ids)), dtype=np.int64))
 
 
-def lexical_vectors(tokenizer: Tokenizer, ids: Sequence[str], texts: Sequence[str], special_ids: Sequence[int],
-                    avgdl: float) -> SparseVectors:
-    """BM25 term saturation of every word piece of each text (rows in the order of ``ids``)."""
-    special = _special_mask(tokenizer, special_ids)
+def lexical_vectors(counts: PieceCounts, ids: Sequence[str], dim: int, avgdl: float) -> SparseVectors:
+    """BM25 term saturation of every word piece of each counted document (rows in the order of ``ids``)."""
     rows = []
-    for pieces in _token_ids(tokenizer, texts, special):
-        terms, tf = np.unique(pieces, return_counts=True)
-        norm = K1 * (1 - B + B * len(pieces) / max(avgdl, 1e-9))
+    for (terms, tf), length in zip(counts.rows, counts.lengths):
+        norm = K1 * (1 - B + B * length / max(avgdl, 1e-9))
         rows.append((terms, tf * (K1 + 1) / (tf + norm)))
-    return SparseVectors.from_rows(ids, rows, tokenizer.get_vocab_size(with_added_tokens=True))
+    return SparseVectors.from_rows(ids, rows, dim)
 
 
 def with_lexical(learned: SparseVectors, lexical: SparseVectors, beta: float) -> SparseVectors:
@@ -59,7 +69,14 @@ def with_lexical(learned: SparseVectors, lexical: SparseVectors, beta: float) ->
                          summed.data.astype(np.float32), learned.dim)
 
 
-def _special_mask(tokenizer: Tokenizer, special_ids: Sequence[int]) -> np.ndarray:
-    mask = np.zeros(tokenizer.get_vocab_size(with_added_tokens=True), dtype=bool)
-    mask[list(special_ids)] = True
-    return mask
+def _token_ids(tokenizer: Tokenizer, texts: Sequence[str], special_ids: Sequence[int]) -> Iterable[np.ndarray]:
+    special = np.zeros(tokenizer.get_vocab_size(with_added_tokens=True), dtype=bool)
+    special[list(special_ids)] = True
+    for start in range(0, len(texts), _CHUNK):
+        for encoding in tokenizer.encode_batch(list(texts[start:start + _CHUNK]), add_special_tokens=False):
+            ids = np.asarray(encoding.ids, dtype=np.int64)
+            yield ids[~special[ids]] if len(ids) else ids
+
+
+def _mean(lengths: np.ndarray) -> float:
+    return float(lengths.mean()) if len(lengths) else 1.0
