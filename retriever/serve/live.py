@@ -18,13 +18,13 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from retriever.api import Engine
 from retriever.engine.state import STATE
+from retriever.serve.bounded import BoundedCache
 
 REOPEN_TRIES = 3
 CACHED_VALUES = 32  # per generation: agents for distinct request options
@@ -43,8 +43,7 @@ class Generation:
         self.engine = engine
         self.users = 0
         self.retired = False
-        self.cache: OrderedDict[Any, Any] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.cache = BoundedCache(CACHED_VALUES)
 
     @property
     def number(self) -> int:
@@ -52,16 +51,7 @@ class Generation:
 
     def cached(self, key: Any, make: Callable[[Engine], Any]) -> Any:
         """A value derived from this generation (e.g. an agent), made on first use."""
-        with self._cache_lock:
-            if key in self.cache:
-                self.cache.move_to_end(key)
-                return self.cache[key]
-        value = make(self.engine)
-        with self._cache_lock:
-            self.cache[key] = value
-            while len(self.cache) > CACHED_VALUES:
-                self.cache.popitem(last=False)
-        return value
+        return self.cache.get(key, lambda: make(self.engine))
 
 
 class LiveEngine:

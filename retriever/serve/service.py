@@ -7,8 +7,6 @@ to end, so its results are exactly what :class:`~retriever.Engine` gives for tha
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
@@ -24,6 +22,7 @@ from retriever.generate import open_generator
 from retriever.rerank.base import Reranker, load_reranker
 from retriever.serve.config import ServeConfig
 from retriever.serve.errors import ApiError
+from retriever.serve.bounded import BoundedCache
 from retriever.serve.live import Generation, LiveEngine
 
 MODEL_FREE_KINDS = frozenset({"bm25", "sparse"})  # no model runs for a query (inference-free sparse included)
@@ -41,8 +40,7 @@ class Service:
     def __init__(self, live: LiveEngine, config: ServeConfig):
         self.live, self.config, self.limits = live, config, config.limits
         self.generator = open_generator(config.llm, config.llm_cache)
-        self._rerankers: OrderedDict[str, Reranker] = OrderedDict()
-        self._lock = threading.Lock()
+        self._rerankers = BoundedCache(LOADED_RERANKERS)
 
     def search(self, queries: Sequence[str], k: int = 10, using: str | None = None, rerank: str | None = None,
                depth: int | None = None) -> tuple[int, str, list[list[Hit]]]:
@@ -135,13 +133,7 @@ class Service:
         if kind not in self.config.rerankers:
             raise ApiError(400, "bad_spec", f"reranker {kind!r} is not enabled on this server; "
                                             f"enabled: {', '.join(self.config.rerankers) or 'none'}")
-        with self._lock:
-            if spec not in self._rerankers:
-                self._rerankers[spec] = load_reranker(spec)
-                while len(self._rerankers) > LOADED_RERANKERS:
-                    self._rerankers.popitem(last=False)
-            self._rerankers.move_to_end(spec)
-            return self._rerankers[spec]
+        return self._rerankers.get(spec, lambda: load_reranker(spec))
 
     def check_text(self, text: str, what: str) -> None:
         if not text.strip():
