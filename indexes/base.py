@@ -120,6 +120,12 @@ class Index(ABC):
         """
 
     @classmethod
+    def shard_settings(cls, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        """The settings every shard of a first sharded build over ``corpus`` is given: ``settings`` plus what
+        only the whole corpus determines (e.g. a reference length), computed once by the driver."""
+        return settings
+
+    @classmethod
     def write_shard(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
         """Build the shard of a sharded build over ``corpus`` (a :meth:`Corpus.view`) into ``directory``."""
         return cls.write(directory, corpus, settings)

@@ -85,16 +85,14 @@ class DocEncoder:
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, **settings) -> "DocEncoder":
         """Load a masked LM and its tokenizer from a local directory (see :func:`resolve_sparse_model`)."""
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from transformers import AutoModelForMaskedLM
 
         path = resolve_sparse_model(name)
+        tokenizer = load_tokenizer(name)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
             model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
         except (OSError, ValueError) as e:
             raise MissingResourceError(f"cannot load a masked LM and its tokenizer from {path}: {e}") from None
-        if not tokenizer.is_fast:
-            raise MissingResourceError(f"{path}: a fast (tokenizers) tokenizer is needed")
         if any(key in info["missing_keys"] for key in _HEAD_KEYS):
             init_vocabulary_head(model)
         return cls(model.eval(), tokenizer, **settings)
@@ -221,3 +219,21 @@ def _identity_output_layer(model) -> Iterator[None]:
         yield
     finally:
         del head.forward
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The fast tokenizer of the sparse model ``name`` alone, without its weights (see :func:`resolve_sparse_model`).
+
+    Raises:
+        MissingResourceError: no loadable fast tokenizer there.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_sparse_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError) as e:
+        raise MissingResourceError(f"cannot load a masked LM and its tokenizer from {path}: {e}") from None
+    if not tokenizer.is_fast:
+        raise MissingResourceError(f"{path}: a fast (tokenizers) tokenizer is needed")
+    return tokenizer

@@ -39,7 +39,7 @@ from indexes.bm25 import add_segments
 from indexes.bf16 import RUNTIME as BF16
 from indexes.onnx import RUNTIMES
 from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
-from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, resolve_sparse_model
+from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, load_tokenizer, resolve_sparse_model
 from indexes.sparse.lexical import count_pieces, lexical_vectors, mean_length, with_lexical
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, plain_tokenizer, read_query_weights
 from indexes.sparse.vectors import SparseVectors
@@ -140,14 +140,16 @@ class SparseIndex(Index):
         return persisted
 
     @classmethod
-    def write_shard(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        """A shard; the lexical part's reference length is the whole corpus's, as in a one-piece build."""
-        if settings["lexical"] > 0 and "lexical_avgdl" not in settings:
-            encoder = load_encoder(settings)
-            avgdl = mean_length(plain_tokenizer(encoder.tokenizer.backend_tokenizer),
-                                _texts(Corpus.open(corpus.directory)), encoder.special_ids)
-            settings = {**settings, "lexical_avgdl": avgdl}
-        return cls.write(directory, corpus, settings)
+    def shard_settings(cls, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
+        """With a lexical part, the whole corpus's reference length (only the tokenizer is loaded), as in a
+        one-piece build."""
+        checked = cls.check_settings(settings)
+        if checked["lexical"] == 0 or "lexical_avgdl" in checked:
+            return settings
+        tokenizer = load_tokenizer(checked["model"])
+        avgdl = mean_length(plain_tokenizer(tokenizer.backend_tokenizer), _texts(corpus),
+                            sorted(set(tokenizer.all_special_ids)))
+        return {**settings, "lexical_avgdl": avgdl}
 
     @classmethod
     def merge_shards(cls, directory: Path, shards: Sequence[Index], settings: dict[str, Any],

@@ -109,7 +109,9 @@ def build_sharded(cluster: Cluster, kind: str, settings: dict[str, Any], corpus:
             ray.get(ray.remote(_extended).options(**options).remote(str(base.directory), str(corpus.directory),
                                                                     start, str(target)))
         return open_index(target)
-    if base is not None:
+    if base is None:
+        settings = cls.shard_settings(corpus, settings)
+    else:
         settings = {**settings, **{k: base.settings[k] for k in cls.pinned_settings if k in base.settings}}
     scratch = target.parent / f"{TMP_PREFIX}{target.name}-shards-{uuid.uuid4().hex[:8]}"
     scratch.mkdir(parents=True)
