@@ -275,3 +275,6 @@ def test_agents_kept_per_generation_are_bounded(small_engine):
             assert len(held.cache) == CACHED_VALUES
             assert ("agent", (None, None, 2, CACHED_VALUES + 5)) in held.cache  # the latest is kept
             assert ("agent", (None, None, 1, 1)) not in held.cache  # the oldest went
+            lexicon = held.cached("lexicon", pytest.fail)  # one title and term table per generation, kept
+            for key in [(None, None, 2, CACHED_VALUES + 5), (None, None, 1, CACHED_VALUES + 5)]:
+                assert held.cached(("agent", key), pytest.fail).lexicon is lexicon

@@ -102,11 +102,13 @@ class Agent:
         passages: most passages passed to the reader.
         budget: the per-question :class:`Budget`.
         refine_sentences: pass only the useful sentences of each passage to the model.
+        lexicon: the corpus's title and term tables, when already built (e.g. shared by a service's
+            agents); by default built on first use.
     """
 
     def __init__(self, engine: "Reader", generator: Generator | None = None, using: str = "hybrid",
                  rerank: str | Reranker = "top(k=5)", candidates: int = 30, passages: int = 5,
-                 budget: Budget = Budget(), refine_sentences: bool = True):
+                 budget: Budget = Budget(), refine_sentences: bool = True, lexicon: Lexicon | None = None):
         if candidates < 1 or passages < 1:
             raise SpecError(f"candidates ({candidates}) and passages ({passages}) must be at least 1")
         engine.resolve(using)
@@ -114,7 +116,7 @@ class Agent:
         self.reranker = load_reranker(rerank)
         self.candidates, self.passages, self.budget = candidates, passages, budget
         self.refine_sentences = refine_sentences
-        self._lexicon: Lexicon | None = None
+        self._lexicon = lexicon
 
     @property
     def lexicon(self) -> Lexicon:
@@ -127,6 +129,13 @@ class Agent:
         """The same agent (sharing its lexicon) selecting evidence with another reranker."""
         other = copy.copy(self)
         other.reranker = load_reranker(rerank)
+        self._lexicon = other._lexicon = self.lexicon
+        return other
+
+    def with_generator(self, generator: Generator | None) -> "Agent":
+        """The same agent (sharing its lexicon) with another language model (``None``: the no-LLM loop)."""
+        other = copy.copy(self)
+        other.generator = generator
         self._lexicon = other._lexicon = self.lexicon
         return other
 

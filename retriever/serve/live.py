@@ -27,7 +27,7 @@ from retriever.engine.state import STATE
 from retriever.serve.bounded import BoundedCache
 
 REOPEN_TRIES = 3
-CACHED_VALUES = 32  # per generation: agents for distinct request options
+CACHED_VALUES = 32  # per generation: agents for distinct request options, and their one title table
 Opener = Callable[[Path], Engine]
 log = logging.getLogger("retriever.serve")
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from retriever.agent import Agent
+from retriever.agent.evidence import Lexicon
 from retriever.agent.loop import Answer, Budget
 from retriever.agent.trace import Hop
 from retriever.core.corpus import Document
@@ -110,7 +111,8 @@ class Service:
             self._check_range("passages", passages, 1, self.limits.max_k)
         key = (using, rerank, max_hops, passages)
         with self.live.use() as held:
-            agent = held.cached(("agent", key), lambda engine: self._agent(engine, *key))
+            lexicon = held.cached("lexicon", lambda engine: Lexicon(engine.reader.corpus))  # one per generation
+            agent = held.cached(("agent", key), lambda engine: self._agent(engine, lexicon, *key))
             answer = agent.ask(question, on_hop=(lambda hop: on_hop(held, hop)) if on_hop else None)
             return held.number, answer, doc_refs(held, answer.citations)
 
@@ -142,7 +144,7 @@ class Service:
             raise ApiError(400, "over_limit", f"{what} of {len(text)} characters: at most "
                                               f"{self.limits.max_query_chars}")
 
-    def _agent(self, engine: Any, using: str | None, rerank: str | None, max_hops: int | None,
+    def _agent(self, engine: Any, lexicon: Lexicon, using: str | None, rerank: str | None, max_hops: int | None,
                passages: int | None) -> Agent:
         options: dict[str, Any] = {"budget": Budget(max_hops=max_hops or Budget.max_hops,
                                                      max_seconds=self.limits.timeout_s)}
@@ -152,7 +154,7 @@ class Service:
             options["rerank"] = self.reranker(rerank)
         if passages:
             options["passages"] = passages
-        return Agent(engine.reader, self.generator, **options)
+        return Agent(engine.reader, self.generator, lexicon=lexicon, **options)
 
     @staticmethod
     def _check_range(name: str, value: int, low: int, high: int) -> None:
