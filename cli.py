@@ -700,10 +700,6 @@ def _loop_options(command):
     options = [
         click.option("--llm", default=None, help="A .gguf file, a model directory, an http(s):// OpenAI-compatible "
                      "endpoint, or a spec like 'llamacpp(path=F.gguf)'; omit for the no-LLM mode."),
-        click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint."),
-        click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
-                     help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60]."),
-        click.option("--threads", default=None, type=int, help="CPU threads for a local model."),
         click.option("--using", default="hybrid", show_default=True, help="Indexes to search (name or fusion spec)."),
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
@@ -713,6 +709,19 @@ def _loop_options(command):
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
+    ]
+    for option in reversed(options[1:]):
+        command = option(command)
+    return options[0](_model_options(command))
+
+
+def _model_options(command):
+    """--llm-model, --llm-timeout and --threads: how the model named by --llm is run."""
+    options = [
+        click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint."),
+        click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60]."),
+        click.option("--threads", default=None, type=int, help="CPU threads for a local model."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -889,10 +898,7 @@ def _numbers(text: str, option: str) -> list[float]:
               help="Any training setting (CrossTrainSettings, or RLSettings with --rl), e.g. max_steps=300; repeatable.")
 @click.option("--llm", default=None, help="With --rl and --set reader_f1=W: the reader whose answer F1 enters the "
               "reward (a .gguf file, a model directory, an http(s):// endpoint or a spec, as for eval multihop).")
-@click.option("--llm-model", default=None, help="Model name sent to an HTTP endpoint.")
-@click.option("--llm-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds before one HTTP LM request is abandoned (and retried) [default: 60].")
-@click.option("--threads", default=None, type=int, help="CPU threads for a local model.")
+@_model_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
               help="LM-call cache (default OUT.train/lm-cache.jsonl); a rerun reads each passed set once.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
@@ -924,23 +930,36 @@ def train_reranker(out_dir, rl, sources, cross_dir, overrides, llm, llm_model, l
 @click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop in the loop).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["plain", "loop"]), default=("plain", "loop"),
               show_default=True, help="Rerank one retrieval, or select evidence inside the no-LLM loop.")
-@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N questions of the split.")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="A seeded sample of N questions of the split, stratified by question type.")
+@click.option("--llm", default=None, help="The reader that answers from each passed set (a .gguf file, a model "
+              "directory, an http(s):// endpoint or a spec, as for eval multihop); omit for no answers.")
+@_model_options
+@click.option("--cache", type=click.Path(dir_okay=False), default=None,
+              help="LM-call cache (default OUT/lm-cache.jsonl); a rerun reads each passed set once.")
+@click.option("--baseline", default=None, help="One of the --rerank specs: the others get paired differences "
+              "(F1, EM, both gold passed) from it, with 95% bootstrap intervals.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/rerank", show_default=True)
 @data_dir_option
 @json_option
-def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, out_dir, data_dir,
-                as_json) -> None:
-    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop.
+def eval_rerank(engine_dir, dataset, split, reranks, using, candidates, modes, limit, llm, llm_model, llm_timeout,
+                threads, cache, baseline, out_dir, data_dir, as_json) -> None:
+    """Both-gold recall, answer containment and documents passed per reranker, plain and in the no-LLM loop;
+    with --llm, the reader's EM / F1 on each passed set.
 
     \b
     Example:
       retriever eval rerank work/hotpotqa --dataset hotpotqa-distractor --rerank "top(k=5)" --limit 100
+      retriever eval rerank work/hotpotqa --dataset hotpotqa-distractor --mode loop --limit 200 \\
+          --rerank "top(k=3)" --rerank "top(k=5)" --rerank "rl(path=work/models/rl-policy)" --baseline "top(k=5)" \\
+          --llm ~/.cache/retriever-models/qwen2.5-coder-0.5b-instruct.gguf --threads 1
     """
     from eval.rerank import evaluate_selection, markdown
     from retriever.api import Engine
 
     report = evaluate_selection(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, list(reranks),
-                                using, candidates, list(modes), limit, out_dir)
+                                using, candidates, list(modes), limit, out_dir, llm, cache, baseline,
+                                {"threads": threads, "model": llm_model, "timeout": llm_timeout})
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return

@@ -1,4 +1,4 @@
-"""Reranking evaluations that need no language model.
+"""Reranking evaluations: ranking measures, and what each reranker passes on to the reader.
 
 * :func:`evaluate_reranked` (``retriever eval beir ... --rerank SPEC``): the chosen
   measures (default nDCG@10, R@100, RR@10) of each first-stage system and of the same system with its top
@@ -9,7 +9,11 @@
   documents passed; ``plain`` reranks one hybrid retrieval of the question,
   ``loop`` selects the evidence inside the no-LLM agent loop (the reranker alone
   decides how many: the loop's ``passages`` cap is set to ``candidates``; the
-  passed text is what the loop hands the reader, i.e. the refined sentences).
+  passed text is what the loop hands the reader, i.e. the refined sentences). With a
+  language model (``--llm``), the loop's reader (:meth:`retriever.agent.Agent.read`, the
+  reader of the RL reward) also answers from each passed set, scored by EM / F1 against the
+  answer and its aliases; with a ``baseline`` reranker, every other reranker's F1, EM and
+  both-gold difference from it on the same questions gets a paired bootstrap interval.
 
 Example:
     >>> evaluate_selection(Engine.open("work/hotpotqa"), load_dataset("hotpotqa-distractor"), "test",
@@ -19,19 +23,29 @@ Example:
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from eval.beir import SystemResult, compare, evaluate, write_results
 from eval.report import write_report
 from eval.runs import slug, write_run
+from eval.significance import paired_bootstrap
 from retriever.core.datasets import Dataset
-from retriever.core.metrics import DEFAULT_MEASURES
+from retriever.core.errors import InputError
+from retriever.core.metrics import DEFAULT_MEASURES, best_exact_match, best_f1
 from retriever.api import Engine
 from retriever.core.progress import progress
+from retriever.core.types import Hit
 from retriever.rerank.base import RerankContext, load_reranker, reranker_settings, wants_signals
 
+if TYPE_CHECKING:
+    from retriever.agent import Agent
+    from retriever.generate import Generator
+
 MEASURES = ("both_gold_passed", "answer_in_passed", "passed", "seconds")
+READ_MEASURES = ("em", "f1", "lm_tokens")
+PAIRED = ("f1", "em", "both_gold_passed")
 YES_NO = ("yes", "no")
 
 
@@ -76,15 +90,37 @@ def evaluate_reranked(engine: Engine, dataset: Dataset, split: str, systems: Seq
 
 def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Sequence[str], using: str = "hybrid",
                        candidates: int = 30, modes: Sequence[str] = ("plain", "loop"), limit: int | None = None,
-                       out_dir: str | Path | None = "results/rerank") -> dict[str, Any]:
-    """Both-gold recall, answer containment and documents passed per (mode, reranker); see the module docstring."""
-    from retriever.agent import Agent
+                       out_dir: str | Path | None = "results/rerank", llm: "str | Generator | None" = None,
+                       cache: str | Path | None = None, baseline: str | None = None,
+                       llm_settings: dict | None = None) -> dict[str, Any]:
+    """Both-gold recall, answer containment, documents passed (and, with ``llm``, the reader's EM / F1) per
+    (mode, reranker); see the module docstring.
 
+    Args:
+        limit: a seeded sample of ``limit`` questions, stratified by type (:func:`eval.multihop.stratified_sample`).
+        llm: the reader (what :func:`retriever.generate.load_generator` takes), or None: no answers.
+        cache: its LM-call cache (default ``<out_dir>/lm-cache.jsonl``); a rerun reads each passed set once.
+        baseline: one of ``reranks``; the others are compared with it per mode (paired bootstrap).
+        llm_settings: backend settings for ``llm``, e.g. ``{"threads": 1}``.
+
+    Raises:
+        InputError: ``baseline`` is not one of ``reranks``.
+    """
+    from eval.multihop import stratified_sample
+    from retriever.agent import Agent
+    from retriever.generate import open_generator
+
+    if baseline is not None and baseline not in reranks:
+        raise InputError(f"--baseline {baseline!r} must be one of the --rerank specs: {', '.join(reranks)}")
     queries, qrels = dataset.split(split)
-    chosen = list(queries.values())[:limit] if limit else list(queries.values())
+    chosen = stratified_sample(list(queries.values()), limit) if limit else list(queries.values())
     rerankers = [load_reranker(spec) for spec in reranks]
     agent = Agent(engine, None, using=using, rerank=rerankers[0], candidates=candidates, passages=candidates)
     agents = [agent.with_reranker(r) for r in rerankers]
+    if cache is None and out_dir and llm is not None:
+        cache = Path(out_dir) / "lm-cache.jsonl"
+    generator = open_generator(llm, cache, **(llm_settings or {}))
+    reader = agent.with_generator(generator) if generator is not None else None
     rows: dict[str, list[dict]] = {f"{mode} | {r}": [] for mode in modes for r in rerankers}
     for query in progress(chosen, desc=f"reranker selection on {dataset.name}", unit="question"):
         gold = {d for d, s in qrels[query.query_id].items() if s > 0}
@@ -97,9 +133,9 @@ def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Se
                 context = RerankContext(question=query.text,
                                         signals=retrieved.signals(candidates) if wants_signals(reranker) else {})
                 passed = reranker.rerank(query.text, hits, context)
-                rows[f"plain | {reranker}"].append(_row(query.query_id, [h.doc_id for h in passed],
-                                                        " ".join(h.title + " " + h.text for h in passed), gold,
-                                                        answer, time.perf_counter() - started))
+                row = _row(query.query_id, [h.doc_id for h in passed], " ".join(h.title + " " + h.text for h in passed),
+                           gold, answer, time.perf_counter() - started)
+                rows[f"plain | {reranker}"].append(_read(reader, query, passed, row))
         if "loop" in modes:
             for reranker, selecting in zip(rerankers, agents):
                 started = time.perf_counter()
@@ -108,25 +144,69 @@ def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Se
                 row = _row(query.query_id, [e.doc_id for e in trace.evidence], text, gold, answer,
                            time.perf_counter() - started)
                 row["hops"] = len(trace.hops)
-                rows[f"loop | {reranker}"].append(row)
+                passed = engine.hits([(e.doc_id, 0.0) for e in trace.evidence])
+                rows[f"loop | {reranker}"].append(_read(reader, query, passed, row))
     report = {"dataset": dataset.name, "split": split, "questions": len(chosen), "using": using,
-              "candidates": candidates, "engine": str(engine.path),
-              "results": {name: _means(r) for name, r in rows.items()}, "per_question": rows}
+              "candidates": candidates, "engine": str(engine.path), "llm": generator.name if generator else None,
+              "baseline": baseline, "results": {name: _means(r) for name, r in rows.items()},
+              "paired": _paired(rows, [str(r) for r in rerankers], modes, baseline), "per_question": rows}
     if out_dir:
         write_report(Path(out_dir) / f"{dataset.name}-{split}-selection", report, markdown(report))
     return report
 
 
+def _read(reader: "Agent | None", query, passed: Sequence[Hit], row: dict) -> dict:
+    """``row`` with the reader's answer from ``passed`` and its EM / F1 (unchanged without a reader)."""
+    if reader is None:
+        return row
+    prediction, generation = reader.read(query.text, passed)
+    return row | {"prediction": prediction, "em": best_exact_match(prediction, query.answers),
+                  "f1": best_f1(prediction, query.answers),
+                  "lm_tokens": generation.prompt_tokens + generation.completion_tokens}
+
+
+def _paired(rows: dict[str, list[dict]], reranks: Sequence[str], modes: Sequence[str],
+            baseline: str | None) -> dict[str, dict[str, Any]]:
+    """Per mode, each reranker minus ``baseline`` on the same questions (paired bootstrap, 95%)."""
+    if baseline is None:
+        return {}
+    out = {}
+    for mode in modes:
+        base = rows[f"{mode} | {baseline}"]
+        for spec in reranks:
+            other = rows[f"{mode} | {spec}"]
+            if spec == baseline:
+                continue
+            measures = [m for m in PAIRED if all(r.get(m) is not None for r in base + other)]
+            out[f"{mode} | {spec}"] = {"baseline": f"{mode} | {baseline}", "questions": len(other)} | {
+                m: asdict(paired_bootstrap([r[m] for r in other], [r[m] for r in base])) for m in measures}
+    return out
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The selection results as a Markdown table, one row per (mode, reranker)."""
+    """The selection results as Markdown: one row per (mode, reranker), then the paired differences."""
+    read = report.get("llm") is not None
+    answers = " EM | F1 |" if read else ""
     lines = [f"Reranker selection on {report['dataset']} ({report['split']}, {report['questions']} questions, "
-             f"{report['candidates']} candidates from `{report['using']}`)", "",
-             "| mode | reranker | both gold passed | answer in passed | docs passed | ms / question |",
-             "|---|---|---:|---:|---:|---:|"]
+             f"{report['candidates']} candidates from `{report['using']}`"
+             + (f", reader {report['llm']})" if read else ")"), "",
+             "| mode | reranker | both gold passed | answer in passed | docs passed |" + answers + " ms / question |",
+             "|---|---|---:|---:|---:|" + "---:|" * (2 * read) + "---:|"]
     for name, m in report["results"].items():
         mode, reranker = name.split(" | ", 1)
+        scored = f" {m['em']:.3f} | {m['f1']:.3f} |" if read else ""
         lines.append(f"| {mode} | `{reranker}` | {m['both_gold_passed']:.3f} | {m['answer_in_passed']:.3f} | "
-                     f"{m['passed']:.2f} | {1000 * m['seconds']:.0f} |")
+                     f"{m['passed']:.2f} |{scored} {1000 * m['seconds']:.0f} |")
+    paired = report.get("paired") or {}
+    if paired:
+        measures = [m for m in PAIRED if all(m in per for per in paired.values())]
+        lines += ["", f"| mode | reranker - `{report['baseline']}` | questions | " + " | ".join(
+            f"{m} (95% CI, p)" for m in measures) + " |", "|---|---|---:|" + "---:|" * len(measures)]
+        for name, per in paired.items():
+            mode, reranker = name.split(" | ", 1)
+            cells = [f"{100 * per[m]['difference']:+.1f} ({100 * per[m]['low']:+.1f}, {100 * per[m]['high']:+.1f}; "
+                     f"p={per[m]['p_value']:.3f})" for m in measures]
+            lines.append(f"| {mode} | `{reranker}` | {per['questions']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,7 +219,7 @@ def _row(query_id: str, passed: list[str], text: str, gold: set[str], answer: st
 
 def _means(rows: list[dict]) -> dict[str, float]:
     out = {}
-    for measure in MEASURES:
+    for measure in MEASURES + (READ_MEASURES if any("f1" in r for r in rows) else ()):
         values = [r[measure] for r in rows if r.get(measure) is not None]
         out[measure] = round(sum(values) / len(values), 4) if values else 0.0
     out["answer_scored"] = sum(r["answer_in_passed"] is not None for r in rows)

@@ -9,6 +9,7 @@ README's Reranking section (`retriever train reranker [--rl]`, `retriever eval b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 
@@ -229,6 +230,21 @@ def test_short_rl_run_increases_reward_over_warm_start(trained_policy):
     assert (out / "reward.png").is_file() and (out / "k.png").is_file()
 
 
+def test_rl_run_can_start_from_a_trained_policy(tmp_path, trained_policy, hotpot_full_engine, tiny_cross):
+    from retriever.train.rerank.rl_train import RLSettings, train_policy
+
+    out, summary = trained_policy
+    start = RLSettings(**{**json.loads((out / "policy.json").read_text())["training"]["settings"],
+                          "bc_epochs": 0, "rl_epochs": 1, "init": str(out)})
+    tuned = train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "tuned", start)
+    history = json.loads((tmp_path / "tuned" / "policy.json").read_text())["training"]["history"]
+    assert history[0]["train_reward"] == summary["final"]["train_reward"]  # the same greedy policy to begin with
+    assert [h["phase"] for h in history] == ["start", "rl"] and tuned["final"]["epoch"] == 1
+    with pytest.raises(InputError, match="hidden: 8 vs 4"):
+        train_policy(hotpot_full_engine.path, "hotpotqa-distractor", "dev", tiny_cross, tmp_path / "other",
+                     dataclasses.replace(start, hidden=4))
+
+
 def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_full_engine, hotpot):
     from retriever.agent import Agent
 
@@ -254,6 +270,7 @@ def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_full_e
 
 
 def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_full_engine, hotpot):
+    from eval.multihop import stratified_sample
     from eval.rerank import evaluate_selection
 
     out, _ = trained_policy
@@ -263,7 +280,8 @@ def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_ful
                                       f"loop | rl(path={out})"}
     assert report["results"]["plain | top(k=3)"]["passed"] == 3.0
     queries, qrels = hotpot.split("test")
-    for query, row in zip(list(queries.values())[:4], report["per_question"]["plain | top(k=3)"], strict=True):
+    sample = stratified_sample(list(queries.values()), 4)
+    for query, row in zip(sample, report["per_question"]["plain | top(k=3)"], strict=True):
         top = [d for d, _ in hotpot_full_engine.rankings([query.text], k=3, using="bm25")[0]]
         gold = {d for d, s in qrels[query.query_id].items() if s > 0}
         assert (row["query_id"], row["passed_ids"]) == (query.query_id, top)
@@ -272,6 +290,40 @@ def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_ful
         rows = report["per_question"][name]
         assert values["both_gold_passed"] == pytest.approx(sum(r["both_gold_passed"] for r in rows) / len(rows))
     assert (tmp_path / "hotpotqa-distractor-test-selection.md").read_text().count("\n| ") == 5
+
+
+def test_selection_evaluation_reads_each_passed_set_and_pairs_with_a_baseline(tmp_path, hotpot_full_engine, hotpot,
+                                                                              tiny_causal_lm):
+    from eval.rerank import evaluate_selection, markdown
+    from eval.significance import paired_bootstrap
+    from retriever.agent import Agent
+    from retriever.core.metrics import best_f1
+    from retriever.generate import load_generator
+
+    run = functools.partial(evaluate_selection, hotpot_full_engine, hotpot, "test", ["top(k=3)", "top(k=1)"],
+                            using="bm25", candidates=8, modes=("plain",), limit=3, out_dir=tmp_path,
+                            llm=str(tiny_causal_lm), llm_settings={"threads": 1})
+    with pytest.raises(InputError, match="baseline"):
+        run(baseline="top(k=5)")
+    report = run(baseline="top(k=3)")
+    queries, _ = hotpot.split("test")
+    reader = Agent(hotpot_full_engine, load_generator(str(tiny_causal_lm), threads=1), using="bm25")
+    for name in ("plain | top(k=3)", "plain | top(k=1)"):
+        rows = report["per_question"][name]
+        assert len(rows) == 3 and report["results"][name]["f1"] == pytest.approx(sum(r["f1"] for r in rows) / 3)
+        for row in rows:
+            query = queries[row["query_id"]]
+            read, _ = reader.read(query.text, hotpot_full_engine.hits([(d, 0.0) for d in row["passed_ids"]]))
+            assert row["prediction"] == read and row["f1"] == best_f1(read, query.answers)
+    base, other = report["per_question"]["plain | top(k=3)"], report["per_question"]["plain | top(k=1)"]
+    paired = report["paired"]["plain | top(k=1)"]
+    assert set(report["paired"]) == {"plain | top(k=1)"} and paired["questions"] == 3
+    assert paired["f1"] == dataclasses.asdict(paired_bootstrap([r["f1"] for r in other], [r["f1"] for r in base]))
+    assert "| plain | `top(k=1)` | 3 |" in markdown(report)
+    lines = (tmp_path / "lm-cache.jsonl").read_text().count("\n")
+    again = run(baseline="top(k=3)")["per_question"]  # a rerun reads every passed set from the cache
+    assert [r["prediction"] for r in again["plain | top(k=1)"]] == [r["prediction"] for r in other]
+    assert (tmp_path / "lm-cache.jsonl").read_text().count("\n") == lines
 
 
 def _reader_episode(engine, query, qrels, k: int = 6):

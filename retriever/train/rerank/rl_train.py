@@ -81,6 +81,9 @@ class RLSettings:
             above 0 needs a language model, ``--llm``).
         seed: seeds the initial weights, the holdout split, the episode order and the sampling.
         threads: torch CPU threads.
+        init: a trained policy directory to start from instead of fresh weights: its weights and
+            feature standardization (e.g. a cheap-reward policy fine-tuned with ``reader_f1``, with
+            ``bc_epochs=0``); it must read the same cross-encoder and have the same sizes.
     """
 
     using: str = option("hybrid", first_stage_problem)
@@ -103,6 +106,7 @@ class RLSettings:
     reader_f1: float = option(0.0, at_least(0))
     seed: int = 7
     threads: int = option(1, at_least(1))
+    init: str | None = None
 
     def __post_init__(self) -> None:
         validate(self, SCHEMA)
@@ -202,7 +206,11 @@ def _learn(data: list[Episode], settings: RLSettings, cross_dir: Path, out: Path
                           settings.min_k)
     torch.manual_seed(settings.seed)  # the policy's initial weights: two fresh runs train the same policy
     policy = Policy(config)
-    policy.set_normalization(np.concatenate([e.candidates.items for e in train]), _stop_rows(train, settings.max_k))
+    if settings.init:
+        policy.load_state_dict(_initial_policy(settings.init, config, cross_dir).state_dict())
+    else:
+        policy.set_normalization(np.concatenate([e.candidates.items for e in train]),
+                                 _stop_rows(train, settings.max_k))
     optimizer = torch.optim.Adam(policy.parameters(), lr=settings.bc_lr)
     found = load_checkpoint(work / "last", policy, optimizer)
     resumed = found.meta if found else None
@@ -246,6 +254,25 @@ def _learn(data: list[Episode], settings: RLSettings, cross_dir: Path, out: Path
     policy.save(out)
     _plot(out, history)
     return {key: value for key, value in summary.items() if key != "history"} | {"final": history[-1]}
+
+
+def _initial_policy(directory: str, config: PolicyConfig, cross_dir: Path) -> Policy:
+    """The policy in ``directory``, checked to read ``cross_dir`` with ``config``'s features and sizes.
+
+    Raises:
+        InputError: it reads another cross-encoder or has other features or sizes.
+    """
+    start = Policy.load(directory)
+    if start.cross_encoder_path(directory) != cross_dir.resolve():
+        raise InputError(f"init={directory} reads the cross-encoder {start.cross_encoder_path(directory)}, "
+                         f"not {cross_dir.resolve()} (--cross); its features would mean something else")
+    fields = ("indexes", "hidden", "max_k", "min_k", "item_features", "stop_features")
+    differ = [f"{f}: {getattr(start.config, f)} vs {getattr(config, f)}" for f in fields
+              if getattr(start.config, f) != getattr(config, f)]
+    if differ:
+        raise InputError(f"init={directory} does not match this run ({'; '.join(differ)}); "
+                         "set the same hidden, max_k and min_k and record calls with the same first stage")
+    return start
 
 
 def _split(data: list[Episode], settings: RLSettings) -> tuple[list[Episode], list[Episode]]:
