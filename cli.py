@@ -774,7 +774,8 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="A seeded sample of N questions of the split, stratified by question type (or hop count).")
 @click.option("--systems", default="closed-book,single-shot,agent", show_default=True,
-              help="Answer systems to compare, comma-separated.")
+              help="Answer systems to compare, comma-separated: closed-book, single-shot, agent, and rule-agent "
+                   "(the no-LLM loop's evidence, read once by the model).")
 @_loop_options
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
               help="LM-call cache (default OUT/lm-cache.jsonl); rerunning resumes from it.")

@@ -1,10 +1,13 @@
 """Multi-hop QA evaluation: supporting-document recall, answer EM / F1, hops and cost, with baselines.
 
-Three systems run in the same pass over the same questions, with the same model:
+The chosen systems run in the same pass over the same questions, with the same model:
 
 * ``closed-book``: the model answers from memory (no retrieval);
 * ``single-shot``: retrieve ``passages`` documents once, then read;
-* ``agent``: the multi-hop loop (:class:`retriever.agent.Agent`).
+* ``agent``: the multi-hop loop (:class:`retriever.agent.Agent`), the model writing each hop's query;
+* ``rule-agent`` (not run by default): the same loop in its no-LLM mode gathers the evidence (every
+  hop's query written by the rules) and the model only reads it, with the loop's own final reader
+  call (:meth:`retriever.agent.Agent.read`): one LM call per question, as ``single-shot``.
 
 Per system: *all* supporting documents among the passages passed to the reader
 (``all_gold_passed``) and among everything retrieved (``all_gold_retrieved``),
@@ -55,7 +58,8 @@ from retriever.generate.base import Generation
 from retriever.core.progress import progress
 from retriever.rerank.base import Reranker
 
-SYSTEMS = ("closed-book", "single-shot", "agent")
+SYSTEMS = ("closed-book", "single-shot", "agent", "rule-agent")
+DEFAULT_SYSTEMS = ("closed-book", "single-shot", "agent")
 MEASURES = ("all_gold_passed", "recall_at_5", "all_gold_retrieved", "em", "f1", "hops", "docs_read", "passages",
             "lm_calls", "lm_tokens", "seconds")
 ANSWER_TOKENS = 32
@@ -105,7 +109,7 @@ class MultihopReport:
 
 def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm: str | Generator | None = None,
                       out_dir: str | Path | None = "results/multihop", limit: int | None = None,
-                      systems: Sequence[str] = SYSTEMS, using: str = "hybrid",
+                      systems: Sequence[str] = DEFAULT_SYSTEMS, using: str = "hybrid",
                       rerank: str | Reranker = "top(k=5)", passages: int = 5, candidates: int = 30,
                       budget: Budget = Budget(), refine_sentences: bool = True, cache: str | Path | None = None,
                       threads: int | None = None, save_every: int = 10) -> MultihopReport:
@@ -119,7 +123,7 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
         llm: a generator, or what :func:`retriever.generate.load_generator` takes; ``None``: no model.
         out_dir: where ``<dataset>-<split>.json``/``.md``, ``traces.jsonl`` and the LM cache go.
         limit: evaluate a seeded sample of ``limit`` questions, stratified by type (:func:`stratified_sample`).
-        systems: any of ``closed-book``, ``single-shot``, ``agent``.
+        systems: any of :data:`SYSTEMS` (see the module docstring).
         using, rerank, passages, candidates, budget, refine_sentences: the agent's settings;
             ``single-shot`` reads the top ``passages`` of ``using``.
         cache: the LM-call cache file (default ``<out_dir>/lm-cache.jsonl``).
@@ -140,7 +144,7 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
     if cache is None and out is not None:
         cache = out / "lm-cache.jsonl"
     generator = open_generator(llm, cache, threads=threads)
-    systems = [s for s in systems if generator is not None or s != "closed-book"]
+    systems = [s for s in systems if generator is not None or s not in ("closed-book", "rule-agent")]
     agent = Agent(engine, generator, using=using, rerank=rerank, candidates=candidates, passages=passages,
                   budget=budget, refine_sentences=refine_sentences)
     config = {"llm": generator.name if generator else None, "engine": str(engine.path), "limit": limit,
@@ -163,6 +167,8 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
                 if traces:
                     traces.write(json.dumps({"query_id": query.query_id, **trace}, ensure_ascii=False) + "\n")
                     traces.flush()
+            if "rule-agent" in scores:
+                scores["rule-agent"].rows.append(_rule_agent(agent, query, gold))
             if out is not None and (done % save_every == 0 or done == len(chosen)):
                 report = _write(out, dataset.name, split, done, config, scores)
     finally:
@@ -253,6 +259,15 @@ def _agent(agent: Agent, query: Query, gold: set[str]) -> tuple[dict[str, Any], 
     row.update(lm_calls=trace.lm_calls, lm_tokens=trace.tokens, stop_reason=trace.stop_reason,
                citations=answer.citations)
     return row, trace.to_dict()
+
+
+def _rule_agent(agent: Agent, query: Query, gold: set[str]) -> dict[str, Any]:
+    """The no-LLM loop's evidence, read once by ``agent``'s model."""
+    trace = agent.with_generator(None).ask(query.text).trace
+    passed = agent.engine.hits([(e.doc_id, 0.0) for e in trace.evidence])
+    prediction, generation = agent.read(query.text, passed)
+    return _row(query, prediction, [h.doc_id for h in passed], trace.retrieved, len(trace.hops), [generation],
+                trace.seconds + generation.seconds, gold)
 
 
 def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequence[str], hops: int,

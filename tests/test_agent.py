@@ -187,6 +187,25 @@ def test_multihop_evaluation_resumes_from_the_lm_cache(hotpot_engine, hotpot, ti
     assert len(lines) == len({json.loads(line)["key"] for line in lines})  # nothing was generated twice
 
 
+def test_rule_agent_reads_the_no_llm_loops_evidence_once(hotpot_engine, hotpot, tiny_causal_lm, tmp_path):
+    generator = load_generator(str(tiny_causal_lm), threads=1)
+    report = evaluate_multihop(hotpot_engine, hotpot, "test", generator, tmp_path, limit=3, using="bm25",
+                               systems=["single-shot", "rule-agent"], budget=Budget(max_hops=2))
+    nollm = evaluate_multihop(hotpot_engine, hotpot, "test", None, None, limit=3, using="bm25",
+                              systems=["agent", "rule-agent"], budget=Budget(max_hops=2))
+    assert set(nollm.results) == {"agent"}  # without a model there is nothing to read with
+    rows = json.loads((tmp_path / "hotpotqa-distractor-test.json").read_text())["per_question"]["rule-agent"]
+    queries, _ = hotpot.split("test")
+    for row in rows:
+        question = queries[row["query_id"]].text
+        evidence = Agent(hotpot_engine, None, using="bm25", budget=Budget(max_hops=2)).ask(question).trace.evidence
+        passed = hotpot_engine.hits([(e.doc_id, 0.0) for e in evidence])
+        read, _ = Agent(hotpot_engine, generator, using="bm25").read(question, passed)
+        assert row["prediction"] == read and row["lm_calls"] == 1 and row["passages"] == len(evidence)
+    assert report.results["rule-agent"]["all_gold_passed"] == nollm.results["agent"]["all_gold_passed"]
+    assert "rule-agent" in json.loads((tmp_path / "hotpotqa-distractor-test.json").read_text())["paired_vs_single_shot"]
+
+
 def test_replies_are_parsed_into_one_action():
     from retriever.agent.prompts import Decision, clean_answer, parse_decision
 
