@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eval.report import write_report
-from eval.significance import paired_bootstrap
+from eval.significance import interval_cell, paired_rows
 from retriever.core.datasets import Dataset, Query
 from retriever.core.metrics import best_exact_match, best_f1
 from retriever.agent import Agent, Budget
@@ -288,20 +288,13 @@ def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequen
 
 def paired_differences(scores: dict[str, SystemScores], baseline: str = "single-shot") -> dict[str, dict[str, Any]]:
     """Each other system minus ``baseline`` on the same questions: mean difference of F1, EM and all gold
-    passed, with the paired bootstrap's 95% interval and p-value (:func:`eval.significance.paired_bootstrap`)."""
+    passed, with the paired bootstrap's 95% interval and p-value (:func:`eval.significance.paired_rows`)."""
     if baseline not in scores:
         return {}
-    base = {r["query_id"]: r for r in scores[baseline].rows}
-    out = {}
-    for system, values in scores.items():
-        rows = [r for r in values.rows if r["query_id"] in base]
-        if system == baseline or not rows:
-            continue
-        out[system] = {measure: asdict(paired_bootstrap([float(r[measure]) for r in rows],
-                                                        [float(base[r["query_id"]][measure]) for r in rows]))
-                       for measure in PAIRED_MEASURES}
-        out[system]["questions"] = len(rows)
-    return out
+    base_ids = {r["query_id"] for r in scores[baseline].rows}
+    return {system: paired_rows(values.rows, scores[baseline].rows, PAIRED_MEASURES)
+            for system, values in scores.items()
+            if system != baseline and any(r["query_id"] in base_ids for r in values.rows)}
 
 
 def _write(out: Path, dataset: str, split: str, done: int, config: dict[str, Any],
@@ -325,8 +318,7 @@ def paired_markdown(paired: dict[str, dict[str, Any]], baseline: str = "single-s
         f"{PAIRED_LABELS[m]} (95% CI, p)" for m in PAIRED_MEASURES) + " |",
         "|---|---:|" + "---:|" * len(PAIRED_MEASURES)]
     for system, per in paired.items():
-        cells = [f"{100 * per[m]['difference']:+.1f} ({100 * per[m]['low']:+.1f}, {100 * per[m]['high']:+.1f}; "
-                 f"p={per[m]['p_value']:.3f})" for m in PAIRED_MEASURES]
+        cells = [interval_cell(per[m]) for m in PAIRED_MEASURES]
         lines.append(f"| {system} | {per['questions']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -23,14 +23,13 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from eval.beir import SystemResult, compare, evaluate, write_results
 from eval.report import write_report
 from eval.runs import slug, write_run
-from eval.significance import paired_bootstrap
+from eval.significance import interval_cell, paired_rows
 from retriever.core.datasets import Dataset
 from retriever.core.errors import InputError
 from retriever.core.metrics import DEFAULT_MEASURES, best_exact_match, best_f1
@@ -167,20 +166,12 @@ def _read(reader: "Agent | None", query, passed: Sequence[Hit], row: dict) -> di
 
 def _paired(rows: dict[str, list[dict]], reranks: Sequence[str], modes: Sequence[str],
             baseline: str | None) -> dict[str, dict[str, Any]]:
-    """Per mode, each reranker minus ``baseline`` on the same questions (paired bootstrap, 95%)."""
+    """Per mode, each reranker minus ``baseline`` on the same questions (:func:`eval.significance.paired_rows`)."""
     if baseline is None:
         return {}
-    out = {}
-    for mode in modes:
-        base = rows[f"{mode} | {baseline}"]
-        for spec in reranks:
-            other = rows[f"{mode} | {spec}"]
-            if spec == baseline:
-                continue
-            measures = [m for m in PAIRED if all(r.get(m) is not None for r in base + other)]
-            out[f"{mode} | {spec}"] = {"baseline": f"{mode} | {baseline}", "questions": len(other)} | {
-                m: asdict(paired_bootstrap([r[m] for r in other], [r[m] for r in base])) for m in measures}
-    return out
+    return {f"{mode} | {spec}": {"baseline": f"{mode} | {baseline}"} | paired_rows(
+                rows[f"{mode} | {spec}"], rows[f"{mode} | {baseline}"], PAIRED)
+            for mode in modes for spec in reranks if spec != baseline}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -204,8 +195,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{m} (95% CI, p)" for m in measures) + " |", "|---|---|---:|" + "---:|" * len(measures)]
         for name, per in paired.items():
             mode, reranker = name.split(" | ", 1)
-            cells = [f"{100 * per[m]['difference']:+.1f} ({100 * per[m]['low']:+.1f}, {100 * per[m]['high']:+.1f}; "
-                     f"p={per[m]['p_value']:.3f})" for m in measures]
+            cells = [interval_cell(per[m]) for m in measures]
             lines.append(f"| {mode} | `{reranker}` | {per['questions']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,8 @@
   percentiles are the 95% interval (the README's intervals), and the two-sided
   p-value is the share of resampled differences, re-centred on zero, at least as
   far from zero as the observed one.
+* :func:`paired_rows`: the paired bootstrap of several measures of two systems' per-question
+  rows, matched by ``query_id``; :func:`interval_cell` writes one as a table cell.
 * :func:`holm`: Holm-Bonferroni step-down adjustment of a family of p-values
   (here: every system compared with the baseline on one measure and dataset).
 
@@ -16,8 +18,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
@@ -67,6 +69,26 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], samples: int = BOOT
     extreme = np.abs(means - observed) >= abs(observed) - 1e-12
     p_value = 1.0 if observed == 0 else float(extreme.mean())
     return Bootstrap(observed, float(low), float(high), p_value)
+
+
+def paired_rows(rows: Sequence[dict], base: Sequence[dict], measures: Sequence[str]) -> dict[str, Any]:
+    """``rows`` minus ``base`` on the questions both hold (matched by ``query_id``, in ``rows``' order): each
+    measure's :func:`paired_bootstrap` as a dict, and ``questions``. A measure that some row lacks (or holds
+    as None) is left out."""
+    by_id = {r["query_id"]: r for r in base}
+    shared = [(r, by_id[r["query_id"]]) for r in rows if r["query_id"] in by_id]
+    out: dict[str, Any] = {}
+    for measure in measures:
+        a, b = [r.get(measure) for r, _ in shared], [r.get(measure) for _, r in shared]
+        if None not in a and None not in b:
+            out[measure] = asdict(paired_bootstrap([float(x) for x in a], [float(x) for x in b]))
+    return out | {"questions": len(shared)}
+
+
+def interval_cell(test: dict[str, float]) -> str:
+    """A bootstrap (as :func:`paired_rows` gives it) as a table cell in points: ``+1.2 (-0.3, +2.8; p=0.120)``."""
+    return (f"{100 * test['difference']:+.1f} ({100 * test['low']:+.1f}, {100 * test['high']:+.1f}; "
+            f"p={test['p_value']:.3f})")
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -127,15 +127,16 @@ class Agent:
 
     def with_reranker(self, rerank: str | Reranker) -> "Agent":
         """The same agent (sharing its lexicon) selecting evidence with another reranker."""
-        other = copy.copy(self)
-        other.reranker = load_reranker(rerank)
-        self._lexicon = other._lexicon = self.lexicon
-        return other
+        return self._sharing(reranker=load_reranker(rerank))
 
     def with_generator(self, generator: Generator | None) -> "Agent":
         """The same agent (sharing its lexicon) with another language model (``None``: the no-LLM loop)."""
+        return self._sharing(generator=generator)
+
+    def _sharing(self, **changes) -> "Agent":
+        """A copy with ``changes`` applied that shares this agent's lexicon (built now if not yet)."""
         other = copy.copy(self)
-        other.generator = generator
+        vars(other).update(changes)
         self._lexicon = other._lexicon = self.lexicon
         return other
 
