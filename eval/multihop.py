@@ -263,8 +263,8 @@ def _agent(agent: Agent, query: Query, gold: set[str]) -> tuple[dict[str, Any], 
 
 def _rule_agent(agent: Agent, query: Query, gold: set[str]) -> dict[str, Any]:
     """The no-LLM loop's evidence, read once by ``agent``'s model."""
-    trace = agent.with_generator(None).ask(query.text).trace
-    passed = agent.engine.hits([(e.doc_id, 0.0) for e in trace.evidence])
+    found = agent.with_generator(None).ask(query.text)
+    trace, passed = found.trace, list(found.passed)
     prediction, generation = agent.read(query.text, passed)
     return _row(query, prediction, [h.doc_id for h in passed], trace.retrieved, len(trace.hops), [generation],
                 trace.seconds + generation.seconds, gold)

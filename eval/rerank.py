@@ -138,13 +138,13 @@ def evaluate_selection(engine: Engine, dataset: Dataset, split: str, reranks: Se
         if "loop" in modes:
             for reranker, selecting in zip(rerankers, agents):
                 started = time.perf_counter()
-                trace = selecting.ask(query.text).trace
+                found = selecting.ask(query.text)
+                trace = found.trace
                 text = " ".join(e.title + " " + " ".join(e.sentences) for e in trace.evidence)
                 row = _row(query.query_id, [e.doc_id for e in trace.evidence], text, gold, answer,
                            time.perf_counter() - started)
                 row["hops"] = len(trace.hops)
-                passed = engine.hits([(e.doc_id, 0.0) for e in trace.evidence])
-                rows[f"loop | {reranker}"].append(_read(reader, query, passed, row))
+                rows[f"loop | {reranker}"].append(_read(reader, query, list(found.passed), row))
     report = {"dataset": dataset.name, "split": split, "questions": len(chosen), "using": using,
               "candidates": candidates, "engine": str(engine.path), "llm": generator.name if generator else None,
               "baseline": baseline, "results": {name: _means(r) for name, r in rows.items()},

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from indexes.base import Index
-from indexes.jvm import java_class, java_list, java_path, lucene_search
+from indexes.jvm import java_class, java_list, java_path, lucene_search, open_lucene_reader
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, SpecError
 from retriever.core.settings import Schema, Setting, at_least, within
@@ -124,22 +124,12 @@ def lucene_doc_count(index_dir: Path) -> int:
     Raises:
         IndexFormatError: there is no readable Lucene index there.
     """
-    from jnius import JavaException, cast
-
+    directory, reader = open_lucene_reader(index_dir)
     try:
-        directory = java_class("org.apache.lucene.store.FSDirectory").open(
-            java_class("java.io.File")(java_path(index_dir)).toPath())
-        try:
-            reader = java_class("org.apache.lucene.index.DirectoryReader").open(
-                cast("org.apache.lucene.store.Directory", directory))
-            try:
-                return int(reader.numDocs())
-            finally:
-                reader.close()
-        finally:
-            directory.close()
-    except JavaException as e:
-        raise IndexFormatError(f"{index_dir}: no readable Lucene index ({str(e).splitlines()[0][:200]})") from None
+        return int(reader.numDocs())
+    finally:
+        reader.close()
+        directory.close()
 
 
 def _check_count(index_dir: Path, expected: int) -> None:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from retriever.core.errors import InputError, MissingResourceError
+from retriever.core.errors import IndexFormatError, InputError, MissingResourceError
 
 DEFAULT_HEAP = "4g"
 MAX_CLAUSES = 1 << 16
@@ -83,6 +83,32 @@ def lucene_search(run: Any, query: Any) -> Any:
             raise InputError(f"the query has more than {MAX_CLAUSES} distinct terms "
                              f"({len(str(query))} characters); shorten it") from None
         raise
+
+
+def open_lucene_reader(index_dir: Path) -> tuple[Any, Any]:
+    """``(directory, reader)``: a Lucene ``FSDirectory`` and a ``DirectoryReader`` on it (close both).
+
+    Raises:
+        IndexFormatError: there is no readable Lucene index at ``index_dir``.
+    """
+    _start_jvm()  # before importing jnius, which would start a JVM without Anserini on its class path
+    from jnius import JavaException, cast
+
+    try:
+        directory = java_class("org.apache.lucene.store.FSDirectory").open(
+            java_class("java.io.File")(java_path(index_dir)).toPath())
+    except JavaException as e:
+        raise _unreadable(index_dir, e) from None
+    try:
+        return directory, java_class("org.apache.lucene.index.DirectoryReader").open(
+            cast("org.apache.lucene.store.Directory", directory))
+    except JavaException as e:
+        directory.close()
+        raise _unreadable(index_dir, e) from None
+
+
+def _unreadable(index_dir: Path, error: Exception) -> IndexFormatError:
+    return IndexFormatError(f"{index_dir}: no readable Lucene index ({str(error).splitlines()[0][:200]})")
 
 
 def java_path(path: Path) -> str:

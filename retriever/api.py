@@ -172,7 +172,7 @@ class Engine:
         return self.batch_search([query], k, using, rerank, **kwargs)[0]
 
     def ask(self, question: str, llm: Any = None, cache: str | Path | None = None, **options: Any) -> Any:
-        """Answer ``question`` with the multi-hop loop; returns ``Answer(text, citations, trace)``.
+        """Answer ``question`` with the multi-hop loop; returns ``Answer(text, citations, trace, passed)``.
 
         Args:
             question: the question.

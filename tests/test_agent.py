@@ -198,7 +198,9 @@ def test_rule_agent_reads_the_no_llm_loops_evidence_once(hotpot_engine, hotpot, 
     queries, _ = hotpot.split("test")
     for row in rows:
         question = queries[row["query_id"]].text
-        evidence = Agent(hotpot_engine, None, using="bm25", budget=Budget(max_hops=2)).ask(question).trace.evidence
+        answer = Agent(hotpot_engine, None, using="bm25", budget=Budget(max_hops=2)).ask(question)
+        evidence = answer.trace.evidence
+        assert [h.doc_id for h in answer.passed] == [e.doc_id for e in evidence]  # the evidence's own hits
         passed = hotpot_engine.hits([(e.doc_id, 0.0) for e in evidence])
         read, _ = Agent(hotpot_engine, generator, using="bm25").read(question, passed)
         assert row["prediction"] == read and row["lm_calls"] == 1 and row["passages"] == len(evidence)

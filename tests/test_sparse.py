@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +156,7 @@ def test_quantization_round_trip(tmp_path):
     assert (back.matrix() != vectors.matrix()).nnz == 0
 
 
-def test_lucene_is_exact_up_to_quantization(sparse_engine):
+def test_lucene_top_k_is_exact_up_to_quantization(sparse_engine):
     index = sparse_engine.indexes["sparse"]
     scale = index.settings["scale"]
     vectors = index.vectors
@@ -177,6 +179,20 @@ def test_lucene_is_exact_up_to_quantization(sparse_engine):
             if doc_id in floats:
                 assert abs(score - floats[doc_id]) <= bound
         assert len({d for d, _ in lucene} & set(floats)) >= 8
+        assert lucene == sorted(lucene, key=lambda hit: (-hit[1], hit[0]))  # ties in id order, as Anserini's
+    assert index.search(QUERIES, 10, threads=2) == lucene_runs  # a threaded batch answers as one query at a time
+
+
+def test_a_fresh_process_can_search_the_impact_index_first(sparse_engine):
+    """The impact index opens its own Lucene reader: with no BM25 search before it, the JVM must still
+    start with Anserini on its class path."""
+    code = ("import json, sys; from retriever.api import Engine; "
+            "print(json.dumps(Engine.open(sys.argv[1]).index('sparse').search([sys.argv[2]], 3)[0]))")
+    done = subprocess.run([sys.executable, "-c", code, str(sparse_engine.path), QUERIES[0]],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = sparse_engine.index("sparse").search([QUERIES[0]], 3)[0]
+    assert [tuple(hit) for hit in json.loads(done.stdout.strip().splitlines()[-1])] == expected
 
 
 def test_seismic_recall_against_exact(tmp_path, sparse_engine):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -29,7 +31,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from indexes.bm25 import index_documents
-from indexes.jvm import java_class, java_list, java_path
+from indexes.jvm import java_class, lucene_search, open_lucene_reader
 from indexes.sparse.vectors import SparseVectors, quantize, top_k_dot
 from retriever.core.errors import SpecError
 from retriever.core.storage import link_tree
@@ -43,6 +45,7 @@ SEISMIC_STEM = "seismic"
 # round to 0); it is indexed with this one term instead, which no query has (query terms are
 # vocabulary ids in decimal), so it is counted and matches nothing.
 EMPTY_TERM = "_empty"
+ANSERINI_FIELD = "contents"  # the field Anserini indexes a JsonVectorCollection's vector into
 SEISMIC_BUILD = {"n_postings": 3500, "centroid_fraction": 0.1, "summary_energy": 0.6, "doc_cut": 15}
 SEISMIC_SEARCH = {"query_cut": 20, "heap_factor": 0.7}
 
@@ -66,11 +69,25 @@ class ExactBackend:
 
 
 class LuceneBackend:
-    """A Lucene impact index searched through Anserini's ``SimpleImpactSearcher``."""
+    """A Lucene impact index, searched with Lucene's own top-k collector.
+
+    Each query becomes one ``term^impact`` string parsed in Java (one JNI call, not a
+    map built term by term), and ``IndexSearcher.search(query, k)`` keeps only the top
+    k, so Lucene skips blocks whose maximum impact cannot enter them (block-max
+    pruning). Anserini's ``SimpleImpactSearcher`` sorts every match by (score, id)
+    instead, which pruned nothing: 2-4x BM25's p50 here. Ties among the k returned
+    hits are ordered by document id, as Anserini orders them.
+    """
 
     def __init__(self, directory: Path, settings: dict[str, Any]):
         self.scale = float(settings["scale"]) * QUERY_SCALE
-        self._searcher = java_class("io.anserini.search.SimpleImpactSearcher")(java_path(directory / LUCENE_DIR))
+        self._directory, self._reader = open_lucene_reader(directory / LUCENE_DIR)
+        self._searcher = java_class("org.apache.lucene.search.IndexSearcher")(
+            self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+        self._searcher.setSimilarity(java_class("io.anserini.search.similarity.ImpactSimilarity")())
+        self._parsers = threading.local()  # a QueryParser is not thread-safe; the searcher is
+        self._ids: list[str] | None = None
+        self._lock = threading.Lock()
 
     @staticmethod
     def build(directory: Path, vectors: SparseVectors, settings: dict[str, Any], append: bool = False) -> None:
@@ -86,26 +103,43 @@ class LuceneBackend:
 
     def search(self, queries: Sequence[Query], k: int, threads: int | None = None, **knobs: Any) -> list[Ranking]:
         _reject(knobs, ("threads",))
-        maps = [self._query_map(q) for q in queries]
-        if len(maps) == 1:
-            return [self._ranking(self._searcher.search(maps[0], k))]
-        qids = [str(i) for i in range(len(maps))]
-        found = self._searcher.batch_search(java_list(maps), java_list(qids), k, threads or os.cpu_count() or 1)
-        return [self._ranking(found.get(qid)) for qid in qids]
+        workers = min(len(queries), threads or os.cpu_count() or 1)
+        if workers <= 1:
+            return [self._search_one(query, k) for query in queries]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda query: self._search_one(query, k), queries))
 
-    def _query_map(self, query: Query):
-        out = java_class("java.util.HashMap")()
-        terms, weights = query
-        for term, weight in zip(terms.tolist(), quantize(weights, QUERY_SCALE).tolist()):
-            if weight > 0:
-                out.put(str(term), weight)
-        return out
+    def _search_one(self, query: Query, k: int) -> Ranking:
+        text = _impact_query(query)
+        if not text:
+            return []
+        top = lucene_search(lambda: self._searcher.search(self._parser().parse(text), k), text)
+        ids = self._doc_ids()
+        hits = sorted(((ids[hit.doc], hit.score) for hit in top.scoreDocs), key=lambda hit: (-hit[1], hit[0]))
+        return [(doc_id, float(score) / self.scale) for doc_id, score in hits]
 
-    def _ranking(self, hits) -> Ranking:
-        return [(h.docid, float(h.score) / self.scale) for h in (hits or [])]
+    def _doc_ids(self) -> list[str]:
+        """Document id by Lucene doc number, read once (loading stored ids per hit was half the search time)."""
+        with self._lock:
+            if self._ids is None:
+                every = self._searcher.search(java_class("org.apache.lucene.search.MatchAllDocsQuery")(),
+                                              max(1, self._reader.maxDoc()))
+                found = java_class("io.anserini.search.ScoredDocs").fromTopDocs(every, self._searcher)
+                ids = [""] * self._reader.maxDoc()
+                for number, doc_id in zip(found.lucene_docids, found.docids):
+                    ids[number] = doc_id
+                self._ids = ids
+            return self._ids
+
+    def _parser(self) -> Any:
+        if not hasattr(self._parsers, "parser"):
+            self._parsers.parser = java_class("org.apache.lucene.queryparser.classic.QueryParser")(
+                ANSERINI_FIELD, java_class("org.apache.lucene.analysis.core.WhitespaceAnalyzer")())
+        return self._parsers.parser
 
     def close(self) -> None:
-        self._searcher.close()
+        self._reader.close()
+        self._directory.close()
 
 
 class SeismicBackend:
@@ -164,6 +198,13 @@ def backend_class(name: str):
     if name not in BACKENDS:
         raise SpecError(f"unknown sparse backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     return BACKENDS[name]
+
+
+def _impact_query(query: Query) -> str:
+    """``"term^impact term^impact ..."``: the query's positive integer impacts, as QueryParser reads them."""
+    terms, weights = query
+    impacts = quantize(weights, QUERY_SCALE)
+    return " ".join(f"{term}^{impact}" for term, impact in zip(terms.tolist(), impacts.tolist()) if impact > 0)
 
 
 def _impact_rows(vectors: SparseVectors, scale: float):

@@ -29,6 +29,7 @@ Files (in the index directory)::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -139,8 +140,15 @@ class QueryEncoder:
 
     def with_options(self, factors: np.ndarray | None = None, min_weight: float = 0.0,
                      max_terms: int = 0) -> "QueryEncoder":
-        """The same frequencies with a factor table and/or query-term pruning."""
-        return QueryEncoder(self.tokenizer, self.df, self.doc_count, self.special_ids, factors, min_weight, max_terms)
+        """The same frequencies with a factor table and/or query-term pruning (cheap: the tables are shared,
+        so a per-search ``min_weight`` costs nothing over the index's own setting)."""
+        if factors is not None and len(factors) != self.vocab_size:
+            raise VocabularyMismatchError(f"the IDF table has {self.vocab_size} entries but the query weights "
+                                          f"{len(factors)}")
+        out = copy.copy(self)
+        out.factors = None if factors is None else np.asarray(factors, dtype=np.float32)
+        out.min_weight, out.max_terms = float(min_weight), int(max_terms)
+        return out
 
     def extended(self, texts: Iterable[str]) -> "QueryEncoder":
         """A new encoder whose frequencies also count ``texts`` (added documents)."""

@@ -81,11 +81,13 @@ class Budget:
 
 @dataclass(frozen=True)
 class Answer:
-    """A short answer, the ids of the documents it rests on, and the full trace."""
+    """A short answer, the ids of the documents it rests on, the full trace, and the hits passed to the
+    reader (the evidence, in order: what another reader would read from)."""
 
     text: str
     citations: list[str]
     trace: Trace
+    passed: tuple[Hit, ...] = ()
 
 
 class Agent:
@@ -199,7 +201,7 @@ class _Run:
                 break
             query, source = next_query
         self.finish()
-        return Answer(self.trace.answer, self.trace.citations, self.trace)
+        return Answer(self.trace.answer, self.trace.citations, self.trace, tuple(self.kept))
 
     def retrieve(self, hop: int, query: str, source: str) -> "_Retrieved":
         agent, started = self.agent, time.perf_counter()
