@@ -181,6 +181,20 @@ def test_lucene_top_k_is_exact_up_to_quantization(sparse_engine):
         assert len({d for d, _ in lucene} & set(floats)) >= 8
         assert lucene == sorted(lucene, key=lambda hit: (-hit[1], hit[0]))  # ties in id order, as Anserini's
     assert index.search(QUERIES, 10, threads=2) == lucene_runs  # a threaded batch answers as one query at a time
+    for query in QUERIES + ["cancer", "diet", "vitamin", "heart", "milk"]:  # one-term queries tie often
+        for k in (1, 2, 3, 5):
+            assert index.search([query], k)[0] == index.search([query], 20)[0][:k], (query, k)
+
+
+def test_tied_scores_are_cut_in_id_order(tmp_path):
+    """Six equal documents indexed in reverse id order: Lucene's doc numbers run f..a, the ranking a..f."""
+    docs = [{"_id": doc_id, "title": "", "text": "green tea catechins"} for doc_id in "fedcba"]
+    docs += [{"_id": "x", "title": "", "text": "fish oil and the heart"}]
+    index = Engine.build(tmp_path / "ties", docs, indexes=["sparse(max_length=32)"]).index("sparse")
+    top = index.search(["green tea"], 6)[0]
+    assert [d for d, _ in top] == list("abcdef") and len({s for _, s in top}) == 1
+    for k in (1, 2, 3):
+        assert index.search(["green tea"], k)[0] == top[:k]
 
 
 def test_a_fresh_process_can_search_the_impact_index_first(sparse_engine):
