@@ -39,7 +39,7 @@ from retriever.core.storage import dir_size
 
 SWEEP_MEASURES = parse_measures(["nDCG@10", "R@100"])
 LATENCY_QUERIES = 200  # test queries timed one at a time per round
-LATENCY_ROUNDS = 3
+LATENCY_ROUNDS = 9  # cheap (200 queries of ~0.5 ms each); more rounds steady the median p50
 
 
 def sparse_specs(models: Mapping[str, str], settings: str = "", lexical: Sequence[float] = ()) -> dict[str, str]:
