@@ -197,6 +197,19 @@ def test_tied_scores_are_cut_in_id_order(tmp_path):
         assert index.search(["green tea"], k)[0] == top[:k]
 
 
+def test_doc_ids_read_in_pages_equal_one_read(sparse_engine, monkeypatch):
+    import indexes.sparse.backends as backends
+
+    expected = sparse_engine.index("sparse").search(QUERIES, 10)
+    monkeypatch.setattr(backends, "ID_PAGE", 7)  # 400 documents: 58 pages, the last one short
+    paged = backends.LuceneBackend(sparse_engine.index("sparse").directory, sparse_engine.index("sparse").settings)
+    try:
+        assert paged._doc_ids() == sparse_engine.index("sparse")._backend._doc_ids()
+        assert paged.search(sparse_engine.index("sparse").encode_queries(QUERIES), 10) == expected
+    finally:
+        paged.close()
+
+
 def test_a_fresh_process_can_search_the_impact_index_first(sparse_engine):
     """The impact index opens its own Lucene reader: with no BM25 search before it, the JVM must still
     start with Anserini on its class path."""
