@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -103,13 +102,11 @@ class LuceneBackend:
         link_tree(old / LUCENE_DIR, new / LUCENE_DIR, exclude=("write.lock",))
         cls.build(new, added, settings, append=True)
 
-    def search(self, queries: Sequence[Query], k: int, threads: int | None = None, **knobs: Any) -> list[Ranking]:
-        _reject(knobs, ("threads",))
-        workers = min(len(queries), threads or os.cpu_count() or 1)
-        if workers <= 1:
-            return [self._search_one(query, k) for query in queries]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda query: self._search_one(query, k), queries))
+    def search(self, queries: Sequence[Query], k: int, **knobs: Any) -> list[Ranking]:
+        """One query after another: Python threads gained nothing here (the pyjnius calls serialize), and
+        each would stay attached to the JVM after it ends."""
+        _reject(knobs, ())
+        return [self._search_one(query, k) for query in queries]
 
     def _search_one(self, query: Query, k: int) -> Ranking:
         text = _impact_query(query)

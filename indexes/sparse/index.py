@@ -16,8 +16,8 @@ indexes.onnx), and for Seismic ``n_postings``,
 ``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
 (``idf``, or ``learned``: the factor table trained with the model, copied from its
 directory), ``min_weight`` and ``max_terms`` (query-term pruning, see
-:mod:`indexes.sparse.queries`; also accepted as search knobs). Search knobs: ``threads``
-(Lucene batches), ``query_cut`` and ``heap_factor`` (Seismic), ``exact=True``
+:mod:`indexes.sparse.queries`; also accepted as search knobs). Search knobs: ``query_cut``
+and ``heap_factor`` (Seismic), ``exact=True``
 (brute force over the float vectors).
 
 Example:
