@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from indexes.base import Index
-from indexes.jvm import java_class, java_list, java_path, lucene_search, open_lucene_reader
+from indexes.jvm import java_class, java_list, java_path, lucene_directory, lucene_search, open_lucene_reader
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, SpecError
 from retriever.core.settings import Schema, Setting, at_least, within
@@ -153,13 +153,11 @@ def add_segments(index_dir: Path, sources: Sequence[Path]) -> int:
     index_dir = Path(index_dir)
     before = lucene_doc_count(index_dir) if index_dir.is_dir() and any(index_dir.iterdir()) else 0
     added = sum(lucene_doc_count(path) for path in sources)
-    fs_directory = java_class("org.apache.lucene.store.FSDirectory")
     config = java_class("org.apache.lucene.index.IndexWriterConfig")()
     config.setOpenMode(java_class("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE_OR_APPEND)
-    open_dir = (lambda path: fs_directory.open(java_class("java.io.File")(java_path(path)).toPath()))
     index_dir.mkdir(parents=True, exist_ok=True)
-    target = open_dir(index_dir)
-    opened = [open_dir(path) for path in sources]
+    target = lucene_directory(index_dir)
+    opened = [lucene_directory(path) for path in sources]
     writer = java_class("org.apache.lucene.index.IndexWriter")(target, config)
     try:
         from jnius import cast

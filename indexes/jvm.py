@@ -95,8 +95,7 @@ def open_lucene_reader(index_dir: Path) -> tuple[Any, Any]:
     from jnius import JavaException, cast
 
     try:
-        directory = java_class("org.apache.lucene.store.FSDirectory").open(
-            java_class("java.io.File")(java_path(index_dir)).toPath())
+        directory = lucene_directory(index_dir)
     except JavaException as e:
         raise _unreadable(index_dir, e) from None
     try:
@@ -105,6 +104,11 @@ def open_lucene_reader(index_dir: Path) -> tuple[Any, Any]:
     except JavaException as e:
         directory.close()
         raise _unreadable(index_dir, e) from None
+
+
+def lucene_directory(path: Path) -> Any:
+    """A Lucene ``FSDirectory`` on ``path`` (close it)."""
+    return java_class("org.apache.lucene.store.FSDirectory").open(java_class("java.io.File")(java_path(path)).toPath())
 
 
 def _unreadable(index_dir: Path, error: Exception) -> IndexFormatError:

@@ -97,6 +97,13 @@ def read_query_weights(directory: Path, vocab_sha256: str) -> np.ndarray:
     return factors.astype(np.float32)
 
 
+def _check_sizes(tokenizer_size: int, idf_size: int, factors: np.ndarray | None) -> None:
+    if idf_size != tokenizer_size or (factors is not None and len(factors) != tokenizer_size):
+        raise VocabularyMismatchError(f"the IDF table has {idf_size} entries"
+                                      f"{'' if factors is None else f' and the query weights {len(factors)}'}"
+                                      f" but the tokenizer has {tokenizer_size} tokens")
+
+
 class QueryEncoder:
     """Tokenizer-only query encoder with the corpus's document frequencies.
 
@@ -117,10 +124,7 @@ class QueryEncoder:
         self.doc_count = int(doc_count)
         self.special_ids = sorted(int(i) for i in special_ids)
         size = tokenizer.get_vocab_size(with_added_tokens=True)
-        if len(self.df) != size or (factors is not None and len(factors) != size):
-            raise VocabularyMismatchError(f"the IDF table has {len(self.df)} entries"
-                                          f"{'' if factors is None else f' and the query weights {len(factors)}'}"
-                                          f" but the tokenizer has {size} tokens")
+        _check_sizes(size, len(self.df), factors)
         self.factors = None if factors is None else np.asarray(factors, dtype=np.float32)
         self.min_weight, self.max_terms = float(min_weight), int(max_terms)
         self.idf = np.log1p((self.doc_count - self.df + 0.5) / (self.df + 0.5)).astype(np.float32)
@@ -142,9 +146,7 @@ class QueryEncoder:
                      max_terms: int = 0) -> "QueryEncoder":
         """The same frequencies with a factor table and/or query-term pruning (cheap: the tables are shared,
         so a per-search ``min_weight`` costs nothing over the index's own setting)."""
-        if factors is not None and len(factors) != self.vocab_size:
-            raise VocabularyMismatchError(f"the IDF table has {self.vocab_size} entries but the query weights "
-                                          f"{len(factors)}")
+        _check_sizes(self.vocab_size, self.vocab_size, factors)  # the IDF table has the tokenizer's size
         out = copy.copy(self)
         out.factors = None if factors is None else np.asarray(factors, dtype=np.float32)
         out.min_weight, out.max_terms = float(min_weight), int(max_terms)
