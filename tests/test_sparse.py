@@ -101,6 +101,27 @@ def test_dev_evaluation_on_query_terms_equals_a_full_encoding(slice_engine, nfco
     assert abs(restricted["nnz"] - full.nnz_per_doc.mean()) < 0.15 * full.nnz_per_doc.mean()
 
 
+def test_dev_evaluation_with_a_lexical_part_scores_what_the_lexical_index_scores(slice_engine, nfcorpus_slice):
+    """``train sparse --set lexical=b`` selects on learned + b x word-piece BM25: the index's ``lexical=b`` vectors."""
+    from retriever.core.datasets import load_dataset
+    from retriever.core.metrics import aggregate
+    from indexes.sparse.backends import ExactBackend
+    from retriever.train.sparse.evaluation import MEASURES, DevSet
+    from indexes.sparse.index import _add_lexical, encode_corpus
+
+    short = DocEncoder.load(MODEL, max_length=64)
+    judged = load_dataset(str(nfcorpus_slice)).split("test")
+    dev = DevSet.build(short, slice_engine.corpus, judged, max_length=64, lexical=2)
+    full = encode_corpus(short, slice_engine.corpus.iter_batches(1000))
+    mixed = _add_lexical(full, dev.query_encoder, [d.contents for d in slice_engine.corpus], {"lexical": 2})
+    queries = [dev.query_encoder.encode_query(t) for t in dev.queries.values()]
+    expected = aggregate(dev.qrels, dict(zip(dev.queries, ExactBackend(mixed).search(queries, 100))), MEASURES)
+    learned = aggregate(dev.qrels, dict(zip(dev.queries, ExactBackend(full).search(queries, 100))), MEASURES)
+    restricted = dev.evaluate(short)
+    assert restricted["nDCG@10"] == round(expected["nDCG@10"], 4) != round(learned["nDCG@10"], 4)
+    assert dev.lexical.shape == (len(slice_engine.corpus), short.vocab_size)
+
+
 def test_pruning_keeps_the_heaviest_terms(nfcorpus):
     pruned = DocEncoder.load(MODEL, max_length=64, top_k=20, threshold=0.5)
     full = DocEncoder.load(MODEL, max_length=64)

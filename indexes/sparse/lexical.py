@@ -63,10 +63,7 @@ def lexical_vectors(counts: PieceCounts, ids: Sequence[str], dim: int, avgdl: fl
 
 def with_lexical(learned: SparseVectors, lexical: SparseVectors, beta: float) -> SparseVectors:
     """``learned + beta * lexical``, row by row (same documents, same vocabulary)."""
-    summed = (learned.matrix() + beta * lexical.matrix()).tocsr()
-    summed.sort_indices()
-    return SparseVectors(list(learned.ids), summed.indptr.astype(np.int64), summed.indices.astype(np.int32),
-                         summed.data.astype(np.float32), learned.dim)
+    return SparseVectors.from_matrix(learned.ids, learned.matrix() + beta * lexical.matrix())
 
 
 def _token_ids(tokenizer: Tokenizer, texts: Sequence[str], special_ids: Sequence[int]) -> Iterable[np.ndarray]:

@@ -45,6 +45,14 @@ class SparseVectors:
         cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
         return cls(list(ids), indptr, cat(terms, np.int32), cat(weights, np.float32), dim)
 
+    @classmethod
+    def from_matrix(cls, ids: Sequence[str], matrix: sp.spmatrix) -> "SparseVectors":
+        """Build from a SciPy sparse matrix whose rows are ``ids`` (its width is the vocabulary size)."""
+        csr = sp.csr_matrix(matrix, copy=True)
+        csr.sort_indices()
+        return cls(list(ids), csr.indptr.astype(np.int64), csr.indices.astype(np.int32), csr.data.astype(np.float32),
+                   csr.shape[1])
+
     def __len__(self) -> int:
         return len(self.ids)
 

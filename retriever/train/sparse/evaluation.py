@@ -12,6 +12,10 @@ sample of the dev queries and ``pool`` re-ranks only the union of a first stage'
 (BM25's) top ``pool`` documents of those queries instead of the whole corpus: the
 figures are then re-ranking figures on that pool, comparable between encoders
 evaluated with the same protocol, not with full-corpus ones.
+
+With ``lexical`` = b > 0 the evaluated vectors are the learned weights plus b x the
+word-piece BM25 part of :mod:`indexes.sparse.lexical` (the corpus mean length as the
+reference), i.e. what an index built with ``lexical=b`` scores.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import scipy.sparse as sp
 from tokenizers import Tokenizer
 
 from retriever.core.metrics import aggregate, parse_measures
 from indexes.sparse.backends import ExactBackend
 from indexes.sparse.encoder import DocEncoder
 from indexes.sparse.index import ENCODE_CHUNK, encode_corpus
+from indexes.sparse.lexical import count_pieces, lexical_vectors, with_lexical
 from indexes.sparse.queries import QueryEncoder
+from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus
 
 MEASURES = parse_measures(["nDCG@10", "R@100"])
@@ -50,6 +57,8 @@ class DevSet:
     max_length: int = 256
     sample: int = 4096
     rows: list[int] | None = None  # the corpus rows re-ranked (None: the whole corpus)
+    lexical_weight: float = 0.0
+    lexical: sp.csr_matrix | None = None  # corpus rows x vocabulary: the word-piece BM25 part (lexical_weight > 0)
 
     @property
     def available(self) -> bool:
@@ -57,13 +66,18 @@ class DevSet:
 
     @classmethod
     def build(cls, encoder: DocEncoder, corpus: Corpus, judged: tuple[dict, dict] | None, max_length: int = 256,
-              limit: int = 0, pool: int = 0, first_stage: Callable[[list[str], int], list] | None = None) -> "DevSet":
+              limit: int = 0, pool: int = 0, first_stage: Callable[[list[str], int], list] | None = None,
+              lexical: float = 0.0) -> "DevSet":
         """The dev set of ``judged`` (queries, qrels; None: no dev set); with ``limit`` / ``pool`` (and
-        ``first_stage``) the reduced pilot protocol."""
+        ``first_stage``) the reduced pilot protocol; ``lexical`` > 0 adds that much word-piece BM25."""
         tokenizer = Tokenizer.from_str(encoder.tokenizer.backend_tokenizer.to_str())
         query_encoder = QueryEncoder.count(tokenizer, (d.contents for d in corpus), encoder.special_ids)
+        part = None
+        if lexical > 0:
+            counts = count_pieces(query_encoder.tokenizer, [d.contents for d in corpus], encoder.special_ids)
+            part = lexical_vectors(counts, corpus.ids, query_encoder.vocab_size, counts.mean_length).matrix().tocsr()
         if judged is None:
-            return cls(corpus, query_encoder, max_length=max_length)
+            return cls(corpus, query_encoder, max_length=max_length, lexical_weight=lexical, lexical=part)
         queries, qrels = judged
         texts = {qid: queries[qid].text for qid in qrels if qid in queries}
         if limit and limit < len(texts):
@@ -73,7 +87,7 @@ class DevSet:
         if pool and first_stage is not None:
             found = {doc_id for ranking in first_stage(list(texts.values()), pool) for doc_id, _ in ranking}
             rows = sorted(corpus.row_of(doc_id) for doc_id in found)
-        return cls(corpus, query_encoder, texts, qrels, max_length, rows=rows)
+        return cls(corpus, query_encoder, texts, qrels, max_length, rows=rows, lexical_weight=lexical, lexical=part)
 
     def evaluate(self, encoder: DocEncoder, factors: np.ndarray | None = None) -> dict[str, Any]:
         """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force).
@@ -90,6 +104,9 @@ class DevSet:
         reader = DocEncoder(encoder.model, encoder.tokenizer, self.max_length, encoder.top_k, encoder.threshold)
         batches = self.corpus.iter_batches(ENCODE_CHUNK) if self.rows is None else [self.corpus.rows(self.rows)]
         vectors = encode_corpus(reader, batches, terms)
+        if self.lexical is not None:
+            own = self.lexical[[self.corpus.row_of(doc_id) for doc_id in vectors.ids]]
+            vectors = with_lexical(vectors, SparseVectors.from_matrix(vectors.ids, own), self.lexical_weight)
         rankings = ExactBackend(vectors).search(queries, 100)
         metrics = aggregate(self.qrels, dict(zip(self.queries, rankings)), MEASURES)
         matrix = vectors.matrix().tocsc()
@@ -97,4 +114,5 @@ class DevSet:
         nnz = matrix[:, query_terms].getnnz(1) + matrix[:, np.sort(sample)].getnnz(1) * rescale
         return {**{k: round(v, 4) for k, v in metrics.items()}, "nnz": round(float(nnz.mean()), 1),
                 "seconds": round(time.perf_counter() - started, 1)}
+
 

@@ -140,6 +140,8 @@ class TrainSettings:
     dev_pool: int = option(0, at_least(0), "dev evaluation re-ranks BM25's top dev_pool documents (0: exact)")
     query_weights: str = option("idf", one_of("idf", "learned"), "query-term weights: idf, or learned (idf x factor)")
     query_lr: float = option(5e-3, above(0), "peak learning rate of the learned query-term factors")
+    lexical: float = option(0.0, at_least(0), "train (and select on dev) with this x BM25 word-piece saturation "
+                            "added to each document vector, as the index's lexical=b adds it (0: learned only)")
     seed: int = option(0, at_least(0))
 
     def __post_init__(self) -> None:
@@ -194,7 +196,7 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     encoder = DocEncoder.load(str(out / "last") if resume else settings.model, max_length=settings.max_length)
     first_stage = engine.indexes[settings.bm25_index].search if settings.bm25_index in engine.indexes else None
     dev = DevSet.build(encoder, corpus, judged, settings.eval_max_length, settings.dev_queries, settings.dev_pool,
-                       first_stage)
+                       first_stage, settings.lexical)
     query_terms = [dev.query_encoder.token_ids(q.text) for q in queries]
     vocabulary = np.setdiff1d(np.arange(encoder.vocab_size), encoder.special_ids)
     scale = torch.nn.Parameter(torch.tensor(math.log(settings.initial_scale)))
@@ -218,7 +220,7 @@ def train_sparse(engine, dataset, out_dir: str | Path, settings: TrainSettings) 
     while state["step"] < settings.steps:
         step = state["step"] + 1
         tick = time.perf_counter()
-        record = _train_step(encoder, optimizer, (scale, table), corpus, queries, query_terms, vocabulary, teacher,
+        record = _train_step(encoder, optimizer, (scale, table), dev, queries, query_terms, vocabulary, teacher,
                              settings, step)
         state["train_seconds"] += time.perf_counter() - tick
         state["steps"].append(record)
@@ -284,10 +286,15 @@ def _plot(report: dict[str, Any], path: Path) -> None:
               f"dev nDCG@10 ({report['settings']['dev_split']})", "step", "nDCG@10")])
 
 
-def _train_step(encoder: DocEncoder, optimizer, parameters, corpus, queries, query_terms, vocabulary, teacher,
+def _train_step(encoder: DocEncoder, optimizer, parameters, dev: DevSet, queries, query_terms, vocabulary, teacher,
                 settings: TrainSettings, step: int) -> dict[str, float]:
-    """One optimization step; returns its losses and the batch's mean non-zeros per document."""
+    """One optimization step; returns its losses and the batch's mean non-zeros per document.
+
+    The student scores learned weights plus, with ``settings.lexical``, that multiple of the
+    documents' word-piece BM25 part (``dev.lexical``); the sparsity penalty sees the learned part only.
+    """
     scale, table = parameters
+    corpus = dev.corpus
     rng = random.Random(settings.seed * 1_000_003 + step)
     torch.manual_seed(settings.seed * 1_000_003 + step)
     batch = sample_batch(queries, teacher, rng, settings.queries_per_step, settings.docs_per_query,
@@ -295,7 +302,11 @@ def _train_step(encoder: DocEncoder, optimizer, parameters, corpus, queries, que
     terms, columns, query_matrix = _columns([query_terms[q] for q in batch.queries], vocabulary, settings.flops_sample,
                                             rng, table)
     docs = encoder.weights(encoder.tokenize([d.contents for d in corpus.rows(batch.rows.tolist())]), terms)
-    student = query_matrix @ docs[:, :query_matrix.shape[1]].T
+    scored = docs[:, :query_matrix.shape[1]]
+    if dev.lexical is not None:
+        lexical = dev.lexical[batch.rows][:, terms[:query_matrix.shape[1]].numpy()].toarray()
+        scored = scored + settings.lexical * torch.from_numpy(lexical.astype(np.float32))
+    student = query_matrix @ scored.T
     rank = ranking_loss(settings.loss, student, torch.from_numpy(batch.targets), scale.exp(),
                         settings.teacher_temperature)
     reg = sparsity_loss(settings.regularizer, docs, columns, settings.l0_target)
