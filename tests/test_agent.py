@@ -239,6 +239,23 @@ def test_plan_reads_compared_entities_and_expected_hops():
     assert not plan("How many games did the team that won the most titles between 1992 and 2013 play?").comparison
 
 
+def test_titles_are_mentioned_only_as_names(tmp_path):
+    """A title occurs in a text as a name: capitalized, and a one-word title not inside a longer name."""
+    from retriever.agent.evidence import Lexicon
+    from retriever.core.corpus import Corpus, Document
+
+    titles = ["Home (2015 film)", "Bobby (2006 film)", "Maseru", "Club (magazine)", "The 'Burbs", "Taylor Swift"]
+    documents = [Document(str(i), title, f"{title} is a thing.") for i, title in enumerate(titles)]
+    documents += [Document(f"x{i}", "", f"filler text number {i}") for i in range(200)]  # titles stay rare
+    lexicon = Lexicon(Corpus.create(tmp_path / "corpus", documents))
+    keys = lexicon.mention_keys
+    assert keys("The 1964 team played their home game at Bobby Dodd Stadium in the club") == []
+    assert keys("Home was released by DreamWorks; Bobby is a 2006 film") == ["home", "bobby"]
+    assert keys("Matlama FC is based in Maseru, Lesotho.") == ["maseru"]
+    assert keys("What star of the Burbs was Canadian? Taylor Swift sang") == ["the burbs", "taylor swift"]
+    assert keys("what star of the burbs") == []
+
+
 def test_chains_longer_than_two_on_real_musique(musique_slice, tmp_path):
     questions, qrels, documents = musique_slice
     engine = Engine.build(tmp_path / "musique", documents, indexes=["bm25"])

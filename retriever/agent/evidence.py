@@ -62,6 +62,7 @@ ANCHORS = 5
 # common to link documents (chosen on the dev splits of MuSiQue, 2Wiki and HotpotQA: 0.01-0.1 tried)
 COMMON_TITLE_SHARE = 0.05
 MAX_TITLE_WORDS = 8
+_CASED_WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 _COPY = re.compile(r"\s*\(\d+\)\s*$")  # "Zhejiang (2)": another paragraph of "Zhejiang" (titles made unique)
@@ -71,6 +72,36 @@ def _title_key(text: str) -> str:
     """A title's words without a leading article ("The Boy Turns Man" and "Boy Turns Man" meet)."""
     tokens = words(text)
     return " ".join(tokens[1:] if tokens[:1] in (["the"], ["a"], ["an"]) and len(tokens) > 1 else tokens)
+
+
+def _named(text: str, tokens: list[str]):
+    """``named(start, end)``: whether a token span reads as a name in ``text``.
+
+    It must start, after a leading article, with a capital or a digit (else it is a common word:
+    "home game" is not the film "Home"); a one-word span must not be part of a longer name, i.e.
+    have a capitalized word right before or after it with only spaces between ("Bobby" in "Bobby
+    Dodd Stadium" is not the film "Bobby"; "Maseru, Lesotho" still names "Maseru").
+    """
+    found = list(_CASED_WORD.finditer(text))
+    if len(found) != len(tokens):  # lower-casing changed the tokens: no case to read
+        return lambda start, end: True
+
+    def capital(i: int) -> bool:
+        return not found[i].group()[:1].islower()
+
+    def joined(i: int, j: int) -> bool:  # tokens i and j = i + 1 are separated by spaces only
+        return text[found[i].end():found[j].start()].isspace()
+
+    def named(start: int, end: int) -> bool:
+        first = start + 1 if tokens[start] in ("the", "a", "an") and end - start > 1 else start
+        if not capital(first):
+            return False
+        if end - start > 1:
+            return True
+        before = start > 0 and capital(start - 1) and joined(start - 1, start)
+        after = end < len(found) and capital(end) and joined(start, end)
+        return not (before or after)
+    return named
 
 
 def stems(tokens: Iterable[str]) -> frozenset[str]:
@@ -113,12 +144,15 @@ class Lexicon:
         return set().union(*(self.titles[key] for key in self.mention_keys(text)))
 
     def mention_keys(self, text: str) -> list[str]:
-        """The normalized titles that occur in ``text``, in order."""
+        """The normalized titles that occur in ``text`` as names, in order: a span whose first word
+        (after a leading article) is lower-case in ``text`` is a common word, not a title ("home game"
+        is not the film "Home", "the club" not "Club (magazine)")."""
         tokens, found = words(text), []
+        named = _named(text, tokens)
         for start in range(len(tokens)):
             for end in range(start + 1, min(start + MAX_TITLE_WORDS, len(tokens)) + 1):
                 key = " ".join(tokens[start:end])
-                if key in self.titles:
+                if key in self.titles and named(start, end):
                     found.append(key)
         return found
 
