@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 LINK, COVER, QUESTION_MENTION, RELATE, FORWARD, TOPIC = 3.0, 4.0, 0.3, 1.0, 1.0, 1.0
 EXTEND_GAIN = 0.1
-SPARE = 1  # a question's chain may hold one document more than its expected hops: room for a second bridge guess
+SPARE = 2  # a question's chain may hold two documents more than its expected hops: room for other bridge guesses
 STEM = 5
 # How a relation the question names shows in the sentence that links two documents (stems of STEM letters):
 # "X's father" is told in X's document as "son of Y"; "the director of F" as "directed by Y".
@@ -57,7 +57,7 @@ RELATION_STEMS = {
                     ("son", "daugh", "child", "father", "mothe", "paren", "born", "broth", "siste")),
     **dict.fromkeys(("husband", "wife", "spouse", "married", "law"), ("marri", "wife", "husba", "spous", "widow")),
 }
-ANCHORS = 5
+ANCHORS = 8
 # A title whose rarest word is in more than this share of the corpus ("United States", "Force", "Father") is too
 # common to link documents (chosen on the dev splits of MuSiQue, 2Wiki and HotpotQA: 0.01-0.1 tried)
 COMMON_TITLE_SHARE = 0.05
