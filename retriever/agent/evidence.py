@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from retriever.core.progress import progress
-from retriever.core.text import STOPWORDS, words
+from retriever.core.text import STOPWORDS, word_spans, words
 
 if TYPE_CHECKING:
     from retriever.agent.plan import Plan
@@ -62,7 +62,6 @@ ANCHORS = 8
 # common to link documents (chosen on the dev splits of MuSiQue, 2Wiki and HotpotQA: 0.01-0.1 tried)
 COMMON_TITLE_SHARE = 0.05
 MAX_TITLE_WORDS = 8
-_CASED_WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 _COPY = re.compile(r"\s*\(\d+\)\s*$")  # "Zhejiang (2)": another paragraph of "Zhejiang" (titles made unique)
@@ -82,7 +81,7 @@ def _named(text: str, tokens: list[str]):
     have a capitalized word right before or after it with only spaces between ("Bobby" in "Bobby
     Dodd Stadium" is not the film "Bobby"; "Maseru, Lesotho" still names "Maseru").
     """
-    found = list(_CASED_WORD.finditer(text))
+    found = word_spans(text)
     if len(found) != len(tokens):  # lower-casing changed the tokens: no case to read
         return lambda start, end: True
 

@@ -14,3 +14,8 @@ _WORD = re.compile(r"\w+")
 def words(text: str) -> list[str]:
     """Lower-cased word tokens."""
     return _WORD.findall(text.lower())
+
+
+def word_spans(text: str) -> list[re.Match]:
+    """The word tokens of ``text`` as they are written (case and position kept), by the same rule as :func:`words`."""
+    return list(_WORD.finditer(text))

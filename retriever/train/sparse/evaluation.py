@@ -33,7 +33,7 @@ from retriever.core.metrics import aggregate, parse_measures
 from indexes.sparse.backends import ExactBackend
 from indexes.sparse.encoder import DocEncoder
 from indexes.sparse.index import ENCODE_CHUNK, encode_corpus
-from indexes.sparse.lexical import count_pieces, lexical_vectors, with_lexical
+from indexes.sparse.lexical import count_pieces, lexical_vectors
 from indexes.sparse.queries import QueryEncoder
 from indexes.sparse.vectors import SparseVectors
 from retriever.core.corpus import Corpus
@@ -57,8 +57,7 @@ class DevSet:
     max_length: int = 256
     sample: int = 4096
     rows: list[int] | None = None  # the corpus rows re-ranked (None: the whole corpus)
-    lexical_weight: float = 0.0
-    lexical: sp.csr_matrix | None = None  # corpus rows x vocabulary: the word-piece BM25 part (lexical_weight > 0)
+    lexical: sp.csr_matrix | None = None  # corpus rows x vocabulary: b x the word-piece BM25 part (None: b = 0)
 
     @property
     def available(self) -> bool:
@@ -75,9 +74,9 @@ class DevSet:
         part = None
         if lexical > 0:
             counts = count_pieces(query_encoder.tokenizer, [d.contents for d in corpus], encoder.special_ids)
-            part = lexical_vectors(counts, corpus.ids, query_encoder.vocab_size, counts.mean_length).matrix().tocsr()
+            part = lexical * lexical_vectors(counts, corpus.ids, query_encoder.vocab_size, counts.mean_length).matrix()
         if judged is None:
-            return cls(corpus, query_encoder, max_length=max_length, lexical_weight=lexical, lexical=part)
+            return cls(corpus, query_encoder, max_length=max_length, lexical=part)
         queries, qrels = judged
         texts = {qid: queries[qid].text for qid in qrels if qid in queries}
         if limit and limit < len(texts):
@@ -87,7 +86,7 @@ class DevSet:
         if pool and first_stage is not None:
             found = {doc_id for ranking in first_stage(list(texts.values()), pool) for doc_id, _ in ranking}
             rows = sorted(corpus.row_of(doc_id) for doc_id in found)
-        return cls(corpus, query_encoder, texts, qrels, max_length, rows=rows, lexical_weight=lexical, lexical=part)
+        return cls(corpus, query_encoder, texts, qrels, max_length, rows=rows, lexical=part)
 
     def evaluate(self, encoder: DocEncoder, factors: np.ndarray | None = None) -> dict[str, Any]:
         """Re-encode the corpus on the dev query terms and score the dev queries exactly (brute force).
@@ -106,7 +105,7 @@ class DevSet:
         vectors = encode_corpus(reader, batches, terms)
         if self.lexical is not None:
             own = self.lexical[[self.corpus.row_of(doc_id) for doc_id in vectors.ids]]
-            vectors = with_lexical(vectors, SparseVectors.from_matrix(vectors.ids, own), self.lexical_weight)
+            vectors = SparseVectors.from_matrix(vectors.ids, vectors.matrix() + own)
         rankings = ExactBackend(vectors).search(queries, 100)
         metrics = aggregate(self.qrels, dict(zip(self.queries, rankings)), MEASURES)
         matrix = vectors.matrix().tocsc()
@@ -114,5 +113,3 @@ class DevSet:
         nnz = matrix[:, query_terms].getnnz(1) + matrix[:, np.sort(sample)].getnnz(1) * rescale
         return {**{k: round(v, 4) for k, v in metrics.items()}, "nnz": round(float(nnz.mean()), 1),
                 "seconds": round(time.perf_counter() - started, 1)}
-
-

@@ -290,8 +290,8 @@ def _train_step(encoder: DocEncoder, optimizer, parameters, dev: DevSet, queries
                 settings: TrainSettings, step: int) -> dict[str, float]:
     """One optimization step; returns its losses and the batch's mean non-zeros per document.
 
-    The student scores learned weights plus, with ``settings.lexical``, that multiple of the
-    documents' word-piece BM25 part (``dev.lexical``); the sparsity penalty sees the learned part only.
+    The student scores learned weights plus, with ``settings.lexical`` = b > 0, b x the documents'
+    word-piece BM25 part (``dev.lexical``, already weighted); the sparsity penalty sees the learned part only.
     """
     scale, table = parameters
     corpus = dev.corpus
@@ -305,7 +305,7 @@ def _train_step(encoder: DocEncoder, optimizer, parameters, dev: DevSet, queries
     scored = docs[:, :query_matrix.shape[1]]
     if dev.lexical is not None:
         lexical = dev.lexical[batch.rows][:, terms[:query_matrix.shape[1]].numpy()].toarray()
-        scored = scored + settings.lexical * torch.from_numpy(lexical.astype(np.float32))
+        scored = scored + torch.from_numpy(lexical.astype(np.float32))
     student = query_matrix @ scored.T
     rank = ranking_loss(settings.loss, student, torch.from_numpy(batch.targets), scale.exp(),
                         settings.teacher_temperature)
