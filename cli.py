@@ -533,9 +533,13 @@ def data() -> None:
                    "under the data roots).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory  [default: data/NAME]")
+@click.option("--hold-out", "held_out", default=None, metavar="SPLIT:SHARE",
+              help="Also cut SPLIT in two by question type: SPLIT-fit and SPLIT-held (SHARE of it), e.g. dev:0.3, "
+                   "to train on one part and choose settings on the other.")
+@click.option("--hold-out-seed", default=7, show_default=True, help="Seed of the held-out draw.")
 @data_dir_option
 @json_option
-def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
+def data_prepare(name, source, out_dir, held_out, hold_out_seed, data_dir, as_json) -> None:
     """Convert a multi-hop distractor file into BEIR layout (pooled corpus, queries, fixed splits).
 
     NAME is hotpotqa (hotpotqa-distractor), musique or 2wikimultihopqa, found under the data roots, or any
@@ -545,8 +549,9 @@ def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
     Example:
       retriever data prepare musique
       retriever data prepare mine --file my_questions.jsonl --out data/mine
+      retriever data prepare hotpotqa --hold-out dev:0.3 --out work/hpdata/hotpotqa-distractor
     """
-    from retriever.core.datasets import DISTRACTOR_SETS, HOTPOT, distractor_to_beir, hotpot_file, write_beir
+    from retriever.core.datasets import DISTRACTOR_SETS, HOTPOT, distractor_to_beir, hold_out, hotpot_file, write_beir
 
     name = HOTPOT if name == "hotpotqa" else name
     if source is None and name not in DISTRACTOR_SETS:
@@ -556,6 +561,12 @@ def data_prepare(name, source, out_dir, data_dir, as_json) -> None:
     dataset = distractor_to_beir(Path(source), name) if source else _dataset(name, data_dir, False)
     if source and Path(dataset.source).resolve() != Path(source).resolve():
         raise click.ClickException(f"read {dataset.source}, not the file given ({source})")
+    if held_out:
+        split, _, share = held_out.rpartition(":")
+        try:
+            dataset = hold_out(dataset, split, float(share), hold_out_seed)
+        except ValueError:
+            raise click.BadParameter(f"expected SPLIT:SHARE, e.g. dev:0.3, got {held_out!r}", param_hint="--hold-out")
     out_dir = out_dir or f"data/{name}"
     write_beir(dataset, Path(out_dir))
     if as_json:
@@ -702,6 +713,8 @@ def _loop_options(command):
                      "endpoint, or a spec like 'llamacpp(path=F.gguf)'; omit for the no-LLM mode."),
         click.option("--using", default="hybrid", show_default=True, help="Indexes to search (name or fusion spec)."),
         click.option("--rerank", default="top(k=5)", show_default=True, help="Evidence selector (reranker spec)."),
+        click.option("--rescore", default=None, help="A reranker spec that re-orders each hop's hits, judged against "
+                     "the question, before the evidence chains are built, e.g. 'cross(path=DIR,k=30,mix=0.5)'."),
         click.option("--passages", default=5, show_default=True, help="Most passages passed to the reader."),
         click.option("--candidates", default=30, show_default=True, help="Hits the reranker sees (per hop)."),
         click.option("--max-hops", default=4, show_default=True,
@@ -728,10 +741,11 @@ def _model_options(command):
     return command
 
 
-def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine) -> dict:
+def _loop_settings(using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds,
+                   no_refine) -> dict:
     from retriever.agent import Budget
 
-    return {"using": using, "rerank": rerank, "passages": passages, "candidates": candidates,
+    return {"using": using, "rerank": rerank, "rescore": rescore, "passages": passages, "candidates": candidates,
             "budget": Budget(max_hops, max_tokens, max_seconds), "refine_sentences": not no_refine}
 
 
@@ -742,8 +756,8 @@ def _loop_settings(using, rerank, passages, candidates, max_hops, max_tokens, ma
 @click.option("--cache", type=click.Path(dir_okay=False), default=None, help="LM-call cache file (JSONL).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write the trace JSON here.")
 @json_option
-def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, rerank, passages, candidates, max_hops,
-        max_tokens, max_seconds, no_refine, cache, trace_path, as_json) -> None:
+def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, rerank, rescore, passages, candidates,
+        max_hops, max_tokens, max_seconds, no_refine, cache, trace_path, as_json) -> None:
     """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations.
 
     \b
@@ -755,7 +769,7 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 
     generator = open_generator(llm, cache, model=llm_model, threads=threads, timeout=llm_timeout)
     answer = Engine.open(engine_dir).ask(question, generator, **_loop_settings(
-        using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
+        using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
     if trace_path:
         answer.trace.to_json(trace_path)
     if as_json:
@@ -783,7 +797,7 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 @json_option
 @data_dir_option
 def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, llm_timeout, threads, using, rerank,
-                  passages, candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json,
+                  rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json,
                   data_dir) -> None:
     """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines.
 
@@ -799,7 +813,8 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, ll
                                timeout=llm_timeout)
     report = evaluate_multihop(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, generator,
                                out_dir, limit, _split_kinds(systems), **_loop_settings(
-                                   using, rerank, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
+                                   using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds,
+                                   no_refine))
     if as_json:
         click.echo(json.dumps(report_dict(report), indent=2))
         return

@@ -111,8 +111,9 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
                       out_dir: str | Path | None = "results/multihop", limit: int | None = None,
                       systems: Sequence[str] = DEFAULT_SYSTEMS, using: str = "hybrid",
                       rerank: str | Reranker = "top(k=5)", passages: int = 5, candidates: int = 30,
-                      budget: Budget = Budget(), refine_sentences: bool = True, cache: str | Path | None = None,
-                      threads: int | None = None, save_every: int = 10) -> MultihopReport:
+                      rescore: str | Reranker | None = None, budget: Budget = Budget(),
+                      refine_sentences: bool = True, cache: str | Path | None = None, threads: int | None = None,
+                      save_every: int = 10) -> MultihopReport:
     """Run the systems over ``split`` (or a stratified sample of ``limit``); write JSON, Markdown and traces.
 
     Args:
@@ -124,7 +125,7 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
         out_dir: where ``<dataset>-<split>.json``/``.md``, ``traces.jsonl`` and the LM cache go.
         limit: evaluate a seeded sample of ``limit`` questions, stratified by type (:func:`stratified_sample`).
         systems: any of :data:`SYSTEMS` (see the module docstring).
-        using, rerank, passages, candidates, budget, refine_sentences: the agent's settings;
+        using, rerank, rescore, passages, candidates, budget, refine_sentences: the agent's settings;
             ``single-shot`` reads the top ``passages`` of ``using``.
         cache: the LM-call cache file (default ``<out_dir>/lm-cache.jsonl``).
         threads: CPU threads for a local model.
@@ -146,7 +147,7 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
     generator = open_generator(llm, cache, threads=threads)
     systems = [s for s in systems if generator is not None or s not in ("closed-book", "rule-agent")]
     agent = Agent(engine, generator, using=using, rerank=rerank, candidates=candidates, passages=passages,
-                  budget=budget, refine_sentences=refine_sentences)
+                  budget=budget, refine_sentences=refine_sentences, rescore=rescore)
     config = {"llm": generator.name if generator else None, "engine": str(engine.path), "limit": limit,
               "single_shot": {"using": using, "passages": passages}, "agent": agent.config()}
     scores = {s: SystemScores(s) for s in systems}

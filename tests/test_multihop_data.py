@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from retriever.core.datasets import distractor_to_beir, load_dataset
+from retriever.core.datasets import distractor_to_beir, hold_out, load_dataset
 from retriever.core.errors import InputError
 
 
@@ -68,3 +68,20 @@ def test_a_file_not_in_the_format_fails_with_its_line(tmp_path):
     bad.write_text(json.dumps(record) + "\n")
     with pytest.raises(InputError, match=r"supporting title 'B'"):
         distractor_to_beir(bad, "bad")
+
+
+def test_held_out_part_of_a_split_keeps_the_type_mix_and_is_written(tmp_path, hotpot):
+    cut = hold_out(hotpot, "dev", 0.3, seed=7)
+    fit, held = cut.qrels["dev-fit"], cut.qrels["dev-held"]
+    assert len(held) == 150 and not set(fit) & set(held) and {**fit, **held} == hotpot.qrels["dev"]
+    kinds = {split: Counter(hotpot.queries[q].metadata["type"] for q in qrels) for split, qrels in
+             (("dev", hotpot.qrels["dev"]), ("held", held))}
+    assert all(abs(kinds["held"][k] - 0.3 * n) <= 0.5 for k, n in kinds["dev"].items())
+    assert hold_out(hotpot, "dev", 0.3, seed=7).qrels["dev-held"] == held
+    assert hold_out(hotpot, "dev", 0.3, seed=8).qrels["dev-held"] != held
+    with pytest.raises(InputError, match="between 0 and 1"):
+        hold_out(hotpot, "dev", 1.0, seed=7)
+    out = tmp_path / "hp"
+    result = CliRunner().invoke(main, ["data", "prepare", "hotpotqa", "--hold-out", "dev:0.3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert set(load_dataset(str(out)).split("dev-held")[1]) == set(held)

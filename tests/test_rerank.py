@@ -269,6 +269,23 @@ def test_policy_reranker_in_search_and_in_the_loop(trained_policy, hotpot_full_e
     assert answer.trace.config["rerank"] == spec
 
 
+def test_rescore_orders_each_hops_hits_before_the_chains_are_built(tiny_cross, hotpot_full_engine, hotpot):
+    from retriever.agent import Agent, Budget
+
+    question = next(iter(hotpot.split("test")[0].values())).text
+    spec = f"cross(path={tiny_cross},k=5)"
+    agent = Agent(hotpot_full_engine, None, using="bm25", candidates=12, rescore=spec, budget=Budget(max_hops=2))
+    trace = agent.ask(question).trace
+    retrieved = [h for h in hotpot_full_engine.search(question, k=12, using="bm25")]
+    first = [h.doc_id for h in load_reranker(spec).rerank(question, retrieved)]
+    assert trace.hops[0].retrieved == [*first, *(h.doc_id for h in retrieved if h.doc_id not in first)]
+    assert trace.hops[0].retrieved[:5] != [h.doc_id for h in retrieved[:5]]  # the random encoder does re-order
+    assert trace.config["rescore"] == spec
+    plain = Agent(hotpot_full_engine, None, using="bm25", candidates=12, budget=Budget(max_hops=2)).ask(question)
+    assert plain.trace.hops[0].retrieved == [h.doc_id for h in retrieved]
+    assert plain.trace.config["rescore"] is None
+
+
 def test_selection_evaluation_writes_tables(tmp_path, trained_policy, hotpot_full_engine, hotpot):
     from eval.multihop import stratified_sample
     from eval.rerank import evaluate_selection

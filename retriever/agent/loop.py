@@ -100,6 +100,9 @@ class Agent:
             ``None`` runs the no-LLM mode.
         using: which indexes to search (index name, ``hybrid`` or a fusion spec).
         rerank: the evidence selector: a reranker or its spec.
+        rescore: a reranker (or its spec) that re-orders each hop's retrieved hits, judged against the
+            question, before the evidence chains are built, e.g. ``cross(path=DIR,k=30,mix=0.5)``;
+            hits it does not pass on keep their retrieval order after those it does. ``None``: retrieval order.
         candidates: hits retrieved per hop, and candidates the reranker sees.
         passages: most passages passed to the reader.
         budget: the per-question :class:`Budget`.
@@ -110,12 +113,14 @@ class Agent:
 
     def __init__(self, engine: "Reader", generator: Generator | None = None, using: str = "hybrid",
                  rerank: str | Reranker = "top(k=5)", candidates: int = 30, passages: int = 5,
-                 budget: Budget = Budget(), refine_sentences: bool = True, lexicon: Lexicon | None = None):
+                 budget: Budget = Budget(), refine_sentences: bool = True, lexicon: Lexicon | None = None,
+                 rescore: str | Reranker | None = None):
         if candidates < 1 or passages < 1:
             raise SpecError(f"candidates ({candidates}) and passages ({passages}) must be at least 1")
         engine.resolve(using)
         self.engine, self.generator, self.using = engine, generator, using
         self.reranker = load_reranker(rerank)
+        self.rescorer = load_reranker(rescore) if rescore is not None else None
         self.candidates, self.passages, self.budget = candidates, passages, budget
         self.refine_sentences = refine_sentences
         self._lexicon = lexicon
@@ -160,7 +165,8 @@ class Agent:
 
     def config(self) -> dict:
         """The settings that define a run (stored in every trace)."""
-        return {"using": str(self.using), "rerank": str(self.reranker), "candidates": self.candidates,
+        return {"using": str(self.using), "rerank": str(self.reranker),
+                "rescore": str(self.rescorer) if self.rescorer is not None else None, "candidates": self.candidates,
                 "passages": self.passages, "max_hops": self.budget.max_hops, "max_tokens": self.budget.max_tokens,
                 "max_seconds": self.budget.max_seconds, "refine": self.refine_sentences}
 
@@ -209,7 +215,7 @@ class _Run:
         results = agent.engine.retrieve([query, *parts], k=agent.candidates, using=agent.using)
         retrieved, mentioned, new, searched = results[0], set(), [], []
         for index, result in enumerate(results):
-            hits = agent.engine.hits(result.ranking)
+            hits = self.rescored(hop, agent.engine.hits(result.ranking))
             new += self.pool.add(hits, f"hop{hop}" if index == 0 else f"part{index - 1}")
             mentioned |= set().union(*(self.pool.candidates[h.doc_id].mentions for h in hits[:LINK_FROM]))
             searched += [h.doc_id for h in hits]
@@ -226,6 +232,14 @@ class _Run:
         self.trace.hops.append(record)
         self.trace.seconds += record.seconds
         return _Retrieved(record, bool(new or linked))
+
+    def rescored(self, hop: int, hits: list[Hit]) -> list[Hit]:
+        """``hits`` in the agent's ``rescore`` order (judged against the question), the rest after them."""
+        if self.agent.rescorer is None or not hits:
+            return hits
+        first = self.agent.rescorer.rerank(self.question, hits, RerankContext(question=self.question, hop=hop))
+        ids = {hit.doc_id for hit in first}
+        return [*first, *(hit for hit in hits if hit.doc_id not in ids)]
 
     def next_query(self, hop: int, record: "_Retrieved") -> tuple[str, str] | None:
         """Stop on a budget or on no new evidence, else decide; the next (query, source) or None."""

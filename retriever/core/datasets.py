@@ -31,7 +31,7 @@ import random
 import shutil
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -285,6 +285,33 @@ def _splits(name: str, queries: dict[str, Query], qrels: Qrels) -> dict[str, Qre
         dev.update(ids[:len(ids) // 2])
     return {"all": {q: qrels[q] for q in sorted(queries)}, "dev": {q: qrels[q] for q in sorted(dev)},
             "test": {q: qrels[q] for q in sorted(set(queries) - dev)}}
+
+
+def hold_out(dataset: Dataset, split: str, share: float, seed: int) -> Dataset:
+    """``dataset`` with ``split`` also cut in two, by question type: ``<split>-fit`` and ``<split>-held``.
+
+    Within each type (sorted), the split's sorted question ids are shuffled with one
+    ``random.Random(seed)`` and the first ``round(share x n)`` are held out: a model is
+    trained on ``-fit`` and its settings chosen on ``-held``, never on questions it saw.
+
+    Raises:
+        InputError: an unknown split, or a share outside (0, 1).
+    """
+    queries, qrels = dataset.split(split)
+    if not 0 < share < 1:
+        raise InputError(f"--hold-out share must be between 0 and 1 (exclusive), got {share}")
+    by_type: dict[str, list[str]] = {}
+    for qid in sorted(queries):
+        by_type.setdefault(str(queries[qid].metadata.get("type", "")), []).append(qid)
+    held: set[str] = set()
+    rng = random.Random(seed)
+    for kind in sorted(by_type):
+        ids = by_type[kind]
+        rng.shuffle(ids)
+        held.update(ids[:round(share * len(ids))])
+    cut = {f"{split}-fit": {q: qrels[q] for q in sorted(set(qrels) - held)},
+           f"{split}-held": {q: qrels[q] for q in sorted(held)}}
+    return replace(dataset, qrels={**dataset.qrels, **cut})
 
 
 def write_beir(dataset: Dataset, directory: Path) -> Path:
