@@ -276,7 +276,7 @@ def test_rescore_orders_each_hops_hits_before_the_chains_are_built(tiny_cross, h
     spec = f"cross(path={tiny_cross},k=5)"
     agent = Agent(hotpot_full_engine, None, using="bm25", candidates=12, rescore=spec, budget=Budget(max_hops=2))
     trace = agent.ask(question).trace
-    retrieved = [h for h in hotpot_full_engine.search(question, k=12, using="bm25")]
+    retrieved = hotpot_full_engine.search(question, k=12, using="bm25")
     first = [h.doc_id for h in load_reranker(spec).rerank(question, retrieved)]
     assert trace.hops[0].retrieved == [*first, *(h.doc_id for h in retrieved if h.doc_id not in first)]
     assert trace.hops[0].retrieved[:5] != [h.doc_id for h in retrieved[:5]]  # the random encoder does re-order

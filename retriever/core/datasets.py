@@ -33,7 +33,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from retriever.core.corpus import Document, document_from_record, read_beir_corpus, read_jsonl
 from retriever.core.errors import InputError, MissingResourceError
@@ -274,15 +274,7 @@ def _splits(name: str, queries: dict[str, Query], qrels: Qrels) -> dict[str, Qre
         random.Random(SPLIT_SEED).shuffle(ids)
         test = set(ids[:TEST_SIZE])
         return {"test": {q: qrels[q] for q in sorted(test)}, "dev": {q: qrels[q] for q in sorted(set(ids) - test)}}
-    by_type: dict[str, list[str]] = {}
-    for qid in sorted(queries):
-        by_type.setdefault(str(queries[qid].metadata["type"]), []).append(qid)
-    dev: set[str] = set()
-    rng = random.Random(SPLIT_SEED)
-    for kind in sorted(by_type):
-        ids = by_type[kind]
-        rng.shuffle(ids)
-        dev.update(ids[:len(ids) // 2])
+    dev = _drawn_by_type(queries, lambda size: size // 2, SPLIT_SEED)
     return {"all": {q: qrels[q] for q in sorted(queries)}, "dev": {q: qrels[q] for q in sorted(dev)},
             "test": {q: qrels[q] for q in sorted(set(queries) - dev)}}
 
@@ -300,18 +292,25 @@ def hold_out(dataset: Dataset, split: str, share: float, seed: int) -> Dataset:
     queries, qrels = dataset.split(split)
     if not 0 < share < 1:
         raise InputError(f"--hold-out share must be between 0 and 1 (exclusive), got {share}")
+    held = _drawn_by_type(queries, lambda size: round(share * size), seed)
+    cut = {f"{split}-fit": {q: qrels[q] for q in sorted(set(qrels) - held)},
+           f"{split}-held": {q: qrels[q] for q in sorted(held)}}
+    return replace(dataset, qrels={**dataset.qrels, **cut})
+
+
+def _drawn_by_type(queries: dict[str, Query], count: Callable[[int], int], seed: int) -> set[str]:
+    """Question ids drawn within each type: the types in sorted order, each type's sorted ids shuffled
+    with one ``random.Random(seed)``, and the first ``count(size of the type)`` of each kept."""
     by_type: dict[str, list[str]] = {}
     for qid in sorted(queries):
         by_type.setdefault(str(queries[qid].metadata.get("type", "")), []).append(qid)
-    held: set[str] = set()
+    drawn: set[str] = set()
     rng = random.Random(seed)
     for kind in sorted(by_type):
         ids = by_type[kind]
         rng.shuffle(ids)
-        held.update(ids[:round(share * len(ids))])
-    cut = {f"{split}-fit": {q: qrels[q] for q in sorted(set(qrels) - held)},
-           f"{split}-held": {q: qrels[q] for q in sorted(held)}}
-    return replace(dataset, qrels={**dataset.qrels, **cut})
+        drawn.update(ids[:count(len(ids))])
+    return drawn
 
 
 def write_beir(dataset: Dataset, directory: Path) -> Path:
