@@ -9,12 +9,14 @@ DEMO   ?= work/nfcorpus
 install: $(VENV)/.installed
 
 # torch is pinned and installed first: an unpinned torch pulled in by
-# sentence-transformers would resolve to a multi-GB CUDA build.
-$(VENV)/.installed: setup.cfg pyproject.toml
+# sentence-transformers would resolve to a multi-GB CUDA build. The Lucene helpers
+# (indexes/java) are compiled where a JDK's javac is on the PATH; they are optional.
+$(VENV)/.installed: setup.cfg pyproject.toml $(wildcard indexes/java/*.java)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m indexes.jvm
 	touch $@
 
 # The optional language-model extra for `retriever ask` / `eval multihop`: llama.cpp built

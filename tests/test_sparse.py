@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -229,6 +230,46 @@ def test_doc_ids_read_in_pages_equal_one_read(sparse_engine, monkeypatch):
         assert paged.search(sparse_engine.index("sparse").encode_queries(QUERIES), 10) == expected
     finally:
         paged.close()
+
+
+def test_the_compiled_helper_and_pyjnius_alone_return_the_same_hits(sparse_engine):
+    """The two routes to Lucene's top k (one JNI call through the compiled helper; a parsed string and
+    ScoreDoc objects without it) answer every query alike, ties included. CI compiles the helper."""
+    backend = sparse_engine.index("sparse")._backend
+    if backend._helper is None:
+        pytest.skip("the Lucene helpers are not compiled here (no javac): python -m indexes.jvm")
+    index = sparse_engine.index("sparse")
+    for terms, weights in index.encode_queries(QUERIES + ["cancer", "diet", "vitamin"]):
+        impacts = quantize(weights, QUERY_SCALE)
+        kept, positive = terms[impacts > 0].tolist(), impacts[impacts > 0].tolist()
+        for n in (1, 11, 50):
+            by_helper = backend._top_by_helper(kept, positive, n)
+            assert by_helper == backend._top_by_parser(kept, positive, n) and len(by_helper) == n
+
+
+def test_helpers_older_than_their_sources_are_not_used(tmp_path, monkeypatch):
+    import indexes.java_helpers as helpers
+
+    source = tmp_path / "java" / "Probe.java"
+    source.parent.mkdir()
+    source.write_text("package retriever.lucene;\npublic final class Probe {}\n")
+    monkeypatch.setattr(helpers, "SOURCES", source.parent)
+    monkeypatch.setattr(helpers, "CLASSES", source.parent / "classes")
+    assert helpers.compiled_classes() is None  # never compiled
+    if shutil.which("javac") is None:
+        with pytest.raises(MissingResourceError, match="javac"):
+            helpers.compile_helpers(tmp_path)
+        return
+    assert helpers.compile_helpers(tmp_path) == source.parent / "classes"
+    assert helpers.compiled_classes() == source.parent / "classes"
+    compiled = source.parent / "classes" / "retriever" / "lucene" / "Probe.class"
+    later = compiled.stat().st_mtime + 10
+    os.utime(source, (later, later))  # the source edited after its compilation
+    assert helpers.compiled_classes() is None
+    source.write_text("this is not java")
+    with pytest.raises(RuntimeError, match="javac failed"):
+        helpers.compile_helpers(tmp_path)
+    assert compiled.exists()  # a failed compilation leaves the previous classes in place
 
 
 def test_a_fresh_process_can_search_the_impact_index_first(sparse_engine):
