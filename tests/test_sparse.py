@@ -235,13 +235,13 @@ def test_doc_ids_read_in_pages_equal_one_read(sparse_engine, monkeypatch):
 def test_the_compiled_helper_and_pyjnius_alone_return_the_same_hits(sparse_engine):
     """The two routes to Lucene's top k (one JNI call through the compiled helper; a parsed string and
     ScoreDoc objects without it) answer every query alike, ties included. CI compiles the helper."""
+    from indexes.sparse.backends import _positive_impacts
+
     backend = sparse_engine.index("sparse")._backend
     if backend._helper is None:
         pytest.skip("the Lucene helpers are not compiled here (no javac): python -m indexes.jvm")
-    index = sparse_engine.index("sparse")
-    for terms, weights in index.encode_queries(QUERIES + ["cancer", "diet", "vitamin"]):
-        impacts = quantize(weights, QUERY_SCALE)
-        kept, positive = terms[impacts > 0].tolist(), impacts[impacts > 0].tolist()
+    for query in sparse_engine.index("sparse").encode_queries(QUERIES + ["cancer", "diet", "vitamin"]):
+        kept, positive = _positive_impacts(query)
         for n in (1, 11, 50):
             by_helper = backend._top_by_helper(kept, positive, n)
             assert by_helper == backend._top_by_parser(kept, positive, n) and len(by_helper) == n
