@@ -24,7 +24,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(wildcard indexes/java/*.java)
 # this CPU has it (a build with it dies with "Illegal instruction" on CPUs without), and a small
 # GGUF model. The wheel is built here, never taken from pip's cache: it depends on CMAKE_ARGS.
 LLM ?= qwen2.5-coder-1.5b-instruct
-AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo ON || echo OFF)
+AVX512 = $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo ON || echo OFF)
 llm: install
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=$(AVX512)" \
 		$(BIN)/pip install --quiet --no-cache-dir -e '.[llm]'
