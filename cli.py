@@ -722,6 +722,10 @@ def _loop_options(command):
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
+        click.option("--reader", type=click.Choice(["direct", "reason"]), default="direct", show_default=True,
+                     help="How the answer is read: one short-answer call, or a few sentences of reasoning first."),
+        click.option("--choices", is_flag=True, help="Map an answer to 'which ..., A or B?' that names neither A nor "
+                     "B to the one whose passage mentions it (a film's page naming the director the reader replied)."),
     ]
     for option in reversed(options[1:]):
         command = option(command)
@@ -742,11 +746,12 @@ def _model_options(command):
 
 
 def _loop_settings(using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds,
-                   no_refine) -> dict:
+                   no_refine, reader, choices) -> dict:
     from retriever.agent import Budget
 
     return {"using": using, "rerank": rerank, "rescore": rescore, "passages": passages, "candidates": candidates,
-            "budget": Budget(max_hops, max_tokens, max_seconds), "refine_sentences": not no_refine}
+            "budget": Budget(max_hops, max_tokens, max_seconds), "refine_sentences": not no_refine, "reader": reader,
+            "choices": choices}
 
 
 @main.command()
@@ -757,7 +762,7 @@ def _loop_settings(using, rerank, rescore, passages, candidates, max_hops, max_t
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None, help="Write the trace JSON here.")
 @json_option
 def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, rerank, rescore, passages, candidates,
-        max_hops, max_tokens, max_seconds, no_refine, cache, trace_path, as_json) -> None:
+        max_hops, max_tokens, max_seconds, no_refine, reader, choices, cache, trace_path, as_json) -> None:
     """Answer QUESTION over ENGINE_DIR with the multi-hop loop; prints the answer and its citations.
 
     \b
@@ -769,7 +774,8 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 
     generator = open_generator(llm, cache, model=llm_model, threads=threads, timeout=llm_timeout)
     answer = Engine.open(engine_dir).ask(question, generator, **_loop_settings(
-        using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine))
+        using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine, reader,
+        choices))
     if trace_path:
         answer.trace.to_json(trace_path)
     if as_json:
@@ -797,7 +803,8 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 @json_option
 @data_dir_option
 def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, llm_timeout, threads, using, rerank,
-                  rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine, cache, out_dir, as_json,
+                  rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine, reader, choices, cache,
+                  out_dir, as_json,
                   data_dir) -> None:
     """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines.
 
@@ -814,7 +821,7 @@ def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, ll
     report = evaluate_multihop(Engine.open(engine_dir), _dataset(dataset, data_dir, False), split, generator,
                                out_dir, limit, _split_kinds(systems), **_loop_settings(
                                    using, rerank, rescore, passages, candidates, max_hops, max_tokens, max_seconds,
-                                   no_refine))
+                                   no_refine, reader, choices))
     if as_json:
         click.echo(json.dumps(report_dict(report), indent=2))
         return

@@ -50,7 +50,7 @@ from eval.significance import interval_cell, paired_rows
 from retriever.core.datasets import Dataset, Query
 from retriever.core.metrics import best_exact_match, best_f1
 from retriever.agent import Agent, Budget
-from retriever.agent.prompts import STOP, clean_answer, reader_messages
+from retriever.agent.reading import generator_call, read_answer
 from retriever.api import Engine
 from retriever.core.errors import InputError
 from retriever.generate import Generator, open_generator
@@ -62,7 +62,6 @@ SYSTEMS = ("closed-book", "single-shot", "agent", "rule-agent")
 DEFAULT_SYSTEMS = ("closed-book", "single-shot", "agent")
 MEASURES = ("all_gold_passed", "recall_at_5", "all_gold_retrieved", "em", "f1", "hops", "docs_read", "passages",
             "lm_calls", "lm_tokens", "seconds")
-ANSWER_TOKENS = 32
 PAIRED_MEASURES = ("f1", "em", "all_gold_passed")
 PAIRED_LABELS = {"f1": "F1 points", "em": "EM points", "all_gold_passed": "all gold passed, points"}
 SAMPLE_SEED = 2026
@@ -112,7 +111,8 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
                       systems: Sequence[str] = DEFAULT_SYSTEMS, using: str = "hybrid",
                       rerank: str | Reranker = "top(k=5)", passages: int = 5, candidates: int = 30,
                       rescore: str | Reranker | None = None, budget: Budget = Budget(),
-                      refine_sentences: bool = True, cache: str | Path | None = None, threads: int | None = None,
+                      refine_sentences: bool = True, reader: str = "direct", choices: bool = False,
+                      cache: str | Path | None = None, threads: int | None = None,
                       save_every: int = 10) -> MultihopReport:
     """Run the systems over ``split`` (or a stratified sample of ``limit``); write JSON, Markdown and traces.
 
@@ -125,8 +125,9 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
         out_dir: where ``<dataset>-<split>.json``/``.md``, ``traces.jsonl`` and the LM cache go.
         limit: evaluate a seeded sample of ``limit`` questions, stratified by type (:func:`stratified_sample`).
         systems: any of :data:`SYSTEMS` (see the module docstring).
-        using, rerank, rescore, passages, candidates, budget, refine_sentences: the agent's settings;
-            ``single-shot`` reads the top ``passages`` of ``using``.
+        using, rerank, rescore, passages, candidates, budget, refine_sentences, reader, choices: the
+            agent's settings; ``single-shot`` reads the top ``passages`` of ``using``, and every system reads
+            its answer with ``reader`` and ``choices`` (:mod:`retriever.agent.reading`).
         cache: the LM-call cache file (default ``<out_dir>/lm-cache.jsonl``).
         threads: CPU threads for a local model.
         save_every: rewrite the JSON and Markdown after this many questions.
@@ -147,7 +148,8 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
     generator = open_generator(llm, cache, threads=threads)
     systems = [s for s in systems if generator is not None or s not in ("closed-book", "rule-agent")]
     agent = Agent(engine, generator, using=using, rerank=rerank, candidates=candidates, passages=passages,
-                  budget=budget, refine_sentences=refine_sentences, rescore=rescore)
+                  budget=budget, refine_sentences=refine_sentences, rescore=rescore, reader=reader,
+                  choices=choices)
     config = {"llm": generator.name if generator else None, "engine": str(engine.path), "limit": limit,
               "single_shot": {"using": using, "passages": passages}, "agent": agent.config()}
     scores = {s: SystemScores(s) for s in systems}
@@ -159,9 +161,10 @@ def evaluate_multihop(engine: Engine, dataset: Dataset, split: str = "test", llm
         for done, query in enumerate(progress(chosen, desc=f"multi-hop QA on {dataset.name}", unit="question"), 1):
             gold = set(qrels[query.query_id])
             if "closed-book" in scores:
-                scores["closed-book"].rows.append(_closed_book(generator, query))
+                scores["closed-book"].rows.append(_closed_book(generator, query, reader, choices))
             if "single-shot" in scores:
-                scores["single-shot"].rows.append(_single_shot(engine, generator, query, gold, using, passages))
+                scores["single-shot"].rows.append(_single_shot(engine, generator, query, gold, using, passages,
+                                                               reader, choices))
             if "agent" in scores:
                 row, trace = _agent(agent, query, gold)
                 scores["agent"].rows.append(row)
@@ -234,22 +237,22 @@ def markdown(dataset: str, split: str, questions: int, results: dict[str, dict[s
     return "\n".join(lines) + "\n"
 
 
-def _closed_book(generator: Generator, query: Query) -> dict[str, Any]:
-    generation = generator.generate(reader_messages(query.text, []), max_tokens=ANSWER_TOKENS, stop=STOP)
-    return _row(query, clean_answer(generation.text), [], [], 0, [generation], generation.seconds)
+def _closed_book(generator: Generator, query: Query, reader: str, choices: bool) -> dict[str, Any]:
+    answer, generations = read_answer(generator_call(generator), query.text, [], reader, choices)
+    return _row(query, answer or "", [], [], 0, generations, sum(g.seconds for g in generations))
 
 
 def _single_shot(engine: Engine, generator: Generator | None, query: Query, gold: set[str], using: str,
-                 passages: int) -> dict[str, Any]:
+                 passages: int, reader: str = "direct", choices: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     hits = engine.batch_search([query.text], k=passages, using=using)[0]
     seconds = time.perf_counter() - started
     ids = [h.doc_id for h in hits]
     if generator is None:
         return _row(query, hits[0].text if hits else "", ids, ids, 1, [], seconds, gold)
-    generation = generator.generate(reader_messages(query.text, [(h.title, h.text) for h in hits]),
-                                    max_tokens=ANSWER_TOKENS, stop=STOP)
-    return _row(query, clean_answer(generation.text), ids, ids, 1, [generation], seconds + generation.seconds, gold)
+    answer, generations = read_answer(generator_call(generator), query.text, [(h.title, h.text) for h in hits],
+                                      reader, choices)
+    return _row(query, answer or "", ids, ids, 1, generations, seconds + sum(g.seconds for g in generations), gold)
 
 
 def _agent(agent: Agent, query: Query, gold: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -266,9 +269,9 @@ def _rule_agent(agent: Agent, query: Query, gold: set[str]) -> dict[str, Any]:
     """The no-LLM loop's evidence, read once by ``agent``'s model."""
     found = agent.with_generator(None).ask(query.text)
     trace, passed = found.trace, list(found.passed)
-    prediction, generation = agent.read(query.text, passed)
-    return _row(query, prediction, [h.doc_id for h in passed], trace.retrieved, len(trace.hops), [generation],
-                trace.seconds + generation.seconds, gold)
+    prediction, generations = agent.read(query.text, passed)
+    return _row(query, prediction, [h.doc_id for h in passed], trace.retrieved, len(trace.hops), generations,
+                trace.seconds + sum(g.seconds for g in generations), gold)
 
 
 def _row(query: Query, prediction: str, passed: Sequence[str], retrieved: Sequence[str], hops: int,

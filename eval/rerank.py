@@ -158,10 +158,10 @@ def _read(reader: "Agent | None", query, passed: Sequence[Hit], row: dict) -> di
     """``row`` with the reader's answer from ``passed`` and its EM / F1 (unchanged without a reader)."""
     if reader is None:
         return row
-    prediction, generation = reader.read(query.text, passed)
+    prediction, generations = reader.read(query.text, passed)
     return row | {"prediction": prediction, "em": best_exact_match(prediction, query.answers),
                   "f1": best_f1(prediction, query.answers),
-                  "lm_tokens": generation.prompt_tokens + generation.completion_tokens}
+                  "lm_tokens": sum(g.prompt_tokens + g.completion_tokens for g in generations)}
 
 
 def _paired(rows: dict[str, list[dict]], reranks: Sequence[str], modes: Sequence[str],

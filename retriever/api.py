@@ -180,7 +180,7 @@ class Engine:
                 backend spec (see :func:`retriever.generate.load_generator`); ``None``: no-LLM mode.
             cache: an LM-call cache file (JSONL) to reuse answers across runs.
             **options: :class:`retriever.agent.Agent` settings (``using``, ``rerank``, ``passages``,
-                ``candidates``, ``budget``, ``refine_sentences``).
+                ``candidates``, ``budget``, ``refine_sentences``, ``reader``, ``choices``).
         """
         from retriever.agent import Agent
         from retriever.generate import open_generator

@@ -321,3 +321,123 @@ def test_scores_use_answer_aliases_and_recall_at_5():
 
     scores = SystemScores("agent", [row, {**row, "query_id": "r"}])
     assert set(scores.groups()) == {"type=2hop"} and scores.groups()["type=2hop"]["questions"] == 2  # reported once
+
+
+class SequenceModel(ScriptedModel):
+    """A model that gives its replies in turn (the last one from then on)."""
+
+    def __init__(self, *replies: str):
+        super().__init__(replies[0])
+        self.replies = list(replies)
+
+    def generate(self, messages, max_tokens=64, stop=()):
+        self.prompts.append(messages)
+        reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        return Generation(reply, 100, 5, 0.01)
+
+
+def test_the_reason_reader_reasons_then_reads_the_one_line_answer(hotpot_engine, hotpot_slice):
+    from retriever.agent.prompts import ANSWER_RULE, reasoned_answer
+    from retriever.agent.reading import generator_call, read_answer
+
+    passages = [("Passport to Rio", "Passport to Rio is a film directed by Daniel Tinayre."),
+                ("Daniel Tinayre", "Daniel Tinayre died in Buenos Aires.")]
+    question = "Where did the director of film Passport to Rio die?"
+    reasoning = "Passport to Rio was directed by Daniel Tinayre. Daniel Tinayre died in Buenos Aires."
+    model = SequenceModel(reasoning, "ANSWER: Buenos Aires.")
+    answer, generations = read_answer(generator_call(model), question, passages, "reason")
+    assert answer == "Buenos Aires" and len(generations) == 2
+    final = model.prompts[1]
+    assert final[-2] == {"role": "assistant", "content": reasoning}
+    assert final[-1]["content"] == f"Question: {question}\n{ANSWER_RULE}"
+    assert "Daniel Tinayre died in Buenos Aires." in final[1]["content"]  # the documents are still shown
+
+    model = SequenceModel(f"{reasoning}\nANSWER: <Buenos Aires>")  # an answer line already: one call
+    answer, generations = read_answer(generator_call(model), question, passages, "reason")
+    assert answer == "Buenos Aires" and len(generations) == 1
+    assert reasoned_answer("so it is Z.\n**ANSWER:** Z") == "Z" and reasoned_answer("no answer line") is None
+
+    question = hotpot_slice[0][0].text
+    loop = Agent(hotpot_engine, SequenceModel("one fact. another fact.", "ANSWER: x"), using="bm25",
+                 budget=Budget(max_hops=1), reader="reason").ask(question)
+    assert loop.text == "x" and loop.trace.lm_calls == 2 and loop.trace.config["reader"] == "reason"
+    with pytest.raises(SpecError):
+        Agent(hotpot_engine, None, using="bm25", reader="think")
+
+
+class ReasoningModel(ScriptedModel):
+    """States a fact when asked to reason, answers when asked for the answer line."""
+
+    def generate(self, messages, max_tokens=64, stop=()):
+        from retriever.agent.prompts import ANSWER_RULE
+
+        self.prompts.append(messages)
+        asked_for_the_answer = len(messages) > 2 and messages[-1]["content"].endswith(ANSWER_RULE)
+        return Generation("ANSWER: x" if asked_for_the_answer else "a fact.", 100, 5, 0.01)
+
+
+def test_every_system_reads_with_the_chosen_reader(hotpot_engine, hotpot, tmp_path):
+    model = ReasoningModel("")
+    report = evaluate_multihop(hotpot_engine, hotpot, "test", model, tmp_path, limit=2, using="bm25", reader="reason",
+                               systems=["closed-book", "single-shot", "rule-agent"], budget=Budget(max_hops=2))
+    assert report.config["agent"]["reader"] == "reason"
+    assert all(report.results[s]["lm_calls"] == 2 for s in ("closed-book", "single-shot", "rule-agent"))
+
+
+def test_a_reply_naming_a_compared_films_director_chooses_that_film_on_real_2wiki(twowiki_slice):
+    """Bridge comparisons ("Which film has the director born later, A or B?") shown only the films' pages,
+    so no dates settle them: a reply naming the director of A is mapped to A through A's page; a reply that
+    is already A, or names no page, stands."""
+    from retriever.agent.choice import choose
+    from retriever.core.metrics import normalize_answer as norm
+
+    questions, qrels, documents = twowiki_slice
+    by_id = {doc.doc_id: doc for doc in documents}
+    mapped = 0
+    for query in (q for q in questions if q.metadata["type"] == "bridge_comparison"):
+        gold = [by_id[d] for d in qrels[query.query_id]]
+        parts = plan(query.text).parts
+        pages = [doc for doc in gold if norm(doc.title.split(" (")[0]) in {norm(part) for part in parts}]
+        people = [doc for doc in gold if doc not in pages]
+        passages = [(doc.title, doc.text) for doc in pages]
+        chosen = [part for part in parts if norm(part) == norm(query.answers[0])]
+        if not chosen:  # a yes / no question: nothing to choose
+            assert choose(query.text, passages, people[0].title) == people[0].title
+            continue
+        page = next(doc for doc in pages if norm(doc.title.split(" (")[0]) == norm(chosen[0]))
+        named = [doc.title for doc in people if doc.title in page.text]
+        if named:
+            assert norm(choose(query.text, passages, named[0])) == norm(query.answers[0])
+            mapped += 1
+        assert choose(query.text, passages, query.answers[0]) == query.answers[0]
+        assert choose(query.text, passages, "Nobody In These Pages") == "Nobody In These Pages"
+    assert mapped >= 4
+
+
+def test_choice_questions_are_settled_by_the_dates_of_their_passages_on_real_2wiki(twowiki_slice):
+    """"Who was born first, A or B?", "Which film has the director who died later, A or B?": the solver
+    compares the dates of each entity's own passage (or its director's) and answers with the entity."""
+    from retriever.agent.choice import choose
+    from retriever.core.metrics import best_exact_match
+
+    questions, qrels, documents = twowiki_slice
+    by_id = {doc.doc_id: doc for doc in documents}
+    settled = right = 0
+    for query in (q for q in questions if q.metadata["type"].endswith("comparison")):
+        passages = [(by_id[d].title, by_id[d].text) for d in qrels[query.query_id]]
+        answer = choose(query.text, passages, "no idea")
+        if answer != "no idea":
+            settled += 1
+            right += best_exact_match(answer, query.answers)
+    assert settled >= 10 and right >= settled - 1
+
+
+def test_dates_are_read_as_passages_state_them():
+    from retriever.agent.dates import first_date, life_dates
+
+    assert life_dates("Vernon Sewell (4 July 1903 – 21 June 2001) was a British director.") == ((1903, 7, 4),
+                                                                                                 (2001, 6, 21))
+    assert life_dates("Celina Murga( born April 6, 1973) is an Argentinian filmmaker.") == ((1973, 4, 6), None)
+    assert life_dates("He was born in London in 1921 and died on 3 May 1990.") == ((1921, 0, 0), (1990, 5, 3))
+    assert first_date("Released in 1976 Phalitamsha is a romantic Kannada movie.") == (1976, 0, 0)
+    assert first_date("No date here, only 12,000 people.") is None

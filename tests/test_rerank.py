@@ -377,8 +377,8 @@ def test_reader_f1_reward_reads_like_the_loop_and_is_cached(hotpot_engine, hotpo
     generator = reader.agent.generator  # the reader's cached model: the loop's calls go into its cache
     loop = Agent(hotpot_engine, generator, using="bm25", passages=3, budget=Budget(max_hops=1)).ask(query.text)
     passed = [h for doc in loop.trace.evidence for h in hotpot_engine.hits([(doc.doc_id, 0.0)])]
-    read, generation = reader.agent.read(query.text, passed)
-    assert (read, generation.cached) == (loop.text, True)
+    read, generations = reader.agent.read(query.text, passed)
+    assert (read, [g.cached for g in generations]) == (loop.text, [True])
 
     weighted = RLSettings(using="bm25", reader_f1=0.7)
     predicted, _ = reader.agent.read(query.text, [episode.hits[i] for i in order])

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from retriever.agent.evidence import Lexicon, Pool, refine
 from retriever.agent.plan import Plan, plan
-from retriever.agent.prompts import STOP, clean_answer, decide_messages, parse_decision, reader_messages
+from retriever.agent.prompts import STOP, decide_messages, parse_decision
+from retriever.agent.reading import ANSWER_TOKENS, check_reader, generator_call, read_answer
 from retriever.agent.trace import Evidence, Hop, Trace
 from retriever.core.errors import InputError, SpecError
 from retriever.generate.base import Generation, Generator, Message
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 SUFFICIENT_COVERAGE = 0.6
 LINK_FROM = 3
-ANSWER_TOKENS = 32
 CHARS_PER_TOKEN = 3.0
 
 
@@ -107,6 +107,10 @@ class Agent:
         passages: most passages passed to the reader.
         budget: the per-question :class:`Budget`.
         refine_sentences: pass only the useful sentences of each passage to the model.
+        reader: how the final answer is read (:data:`~retriever.agent.reading.READERS`): ``direct`` (one
+            short-answer call) or ``reason`` (a few sentences of reasoning, then the answer).
+        choices: map a which-of answer that names neither compared entity to the one whose passage
+            mentions it (:func:`~retriever.agent.choice.choose`).
         lexicon: the corpus's title and term tables, when already built (e.g. shared by a service's
             agents); by default built on first use.
     """
@@ -114,7 +118,8 @@ class Agent:
     def __init__(self, engine: "Reader", generator: Generator | None = None, using: str = "hybrid",
                  rerank: str | Reranker = "top(k=5)", candidates: int = 30, passages: int = 5,
                  budget: Budget = Budget(), refine_sentences: bool = True, lexicon: Lexicon | None = None,
-                 rescore: str | Reranker | None = None):
+                 rescore: str | Reranker | None = None, reader: str = "direct",
+                 choices: bool = False):
         if candidates < 1 or passages < 1:
             raise SpecError(f"candidates ({candidates}) and passages ({passages}) must be at least 1")
         engine.resolve(using)
@@ -123,6 +128,7 @@ class Agent:
         self.rescorer = load_reranker(rescore) if rescore is not None else None
         self.candidates, self.passages, self.budget = candidates, passages, budget
         self.refine_sentences = refine_sentences
+        self.reader, self.choices = check_reader(reader), choices
         self._lexicon = lexicon
 
     @property
@@ -147,12 +153,12 @@ class Agent:
         self._lexicon = other._lexicon = self.lexicon
         return other
 
-    def read(self, question: str, passed: Sequence[Hit]) -> tuple[str, Generation]:
-        """The loop's final reader call on ``passed``, outside a run: the same passages (refined to their
-        useful sentences when ``refine_sentences``), prompt, token limit and answer cleaning, no budgets.
+    def read(self, question: str, passed: Sequence[Hit]) -> tuple[str, list[Generation]]:
+        """The loop's final read of ``passed``, outside a run: the same passages (refined to their useful
+        sentences when ``refine_sentences``), reader, prompts, token limits and answer cleaning, no budgets.
 
         Returns:
-            The answer and the generation it came from.
+            The answer and the generations it came from.
 
         Raises:
             InputError: the agent has no language model.
@@ -160,15 +166,17 @@ class Agent:
         if self.generator is None:
             raise InputError("Agent.read needs a language model (generator=...)")
         passages = _reader_passages(Pool(question, self.lexicon), passed, self.refine_sentences)
-        generation = self.generator.generate(reader_messages(question, passages), max_tokens=ANSWER_TOKENS, stop=STOP)
-        return clean_answer(generation.text), generation
+        answer, generations = read_answer(generator_call(self.generator), question, passages, self.reader,
+                                          self.choices, [(hit.title, hit.text) for hit in passed])
+        return answer or "", generations
 
     def config(self) -> dict:
         """The settings that define a run (stored in every trace)."""
         return {"using": str(self.using), "rerank": str(self.reranker),
                 "rescore": str(self.rescorer) if self.rescorer is not None else None, "candidates": self.candidates,
                 "passages": self.passages, "max_hops": self.budget.max_hops, "max_tokens": self.budget.max_tokens,
-                "max_seconds": self.budget.max_seconds, "refine": self.refine_sentences}
+                "max_seconds": self.budget.max_seconds, "refine": self.refine_sentences, "reader": self.reader,
+                "choices": self.choices}
 
     def ask(self, question: str, on_hop: Callable[[Hop], None] | None = None) -> Answer:
         """Run the loop for ``question``; returns the answer, its citations and the trace.
@@ -293,17 +301,18 @@ class _Run:
         terms = [*pool.bridge_titles(self.kept), *pool.salient_terms(self.kept, 3)]
         return " ".join([self.question, *terms])
 
-    def call(self, record: Hop, messages: list[Message]) -> Generation | None:
+    def call(self, record: Hop, messages: list[Message], max_tokens: int = ANSWER_TOKENS,
+             stop: Sequence[str] = STOP) -> Generation | None:
         """One LM call charged to ``record``; None (and the loop stops) when a budget forbids it."""
         budget, trace = self.agent.budget, self.trace
-        estimate = sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN + ANSWER_TOKENS
+        estimate = sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN + max_tokens
         if trace.tokens + estimate > budget.max_tokens:
             self.stop(record, "token_budget")
             return None
         if self.over_time():
             self.stop(record, "time_budget")
             return None
-        generation = self.agent.generator.generate(messages, max_tokens=ANSWER_TOKENS, stop=STOP)
+        generation = self.agent.generator.generate(messages, max_tokens=max_tokens, stop=stop)
         record.replies.append(generation.text)
         record.prompt_tokens += generation.prompt_tokens
         record.completion_tokens += generation.completion_tokens
@@ -323,9 +332,10 @@ class _Run:
         last = self.trace.hops[-1]
         if self.answer is None and self.agent.generator is not None and self.trace.stop_reason not in (
                 "token_budget", "time_budget"):
-            generation = self.call(last, reader_messages(self.question, passages))
-            if generation is not None:
-                self.answer = clean_answer(generation.text)
+            answer, _ = read_answer(lambda m, t, s: self.call(last, m, t, s), self.question, passages,
+                                    self.agent.reader, self.agent.choices, [(h.title, h.text) for h in self.kept])
+            if answer is not None:
+                self.answer = answer
                 last.decision = "answer"
         if self.answer is None:
             self.answer = self._extractive_answer()

@@ -24,6 +24,9 @@ DECIDE_RULE = ("Reply with exactly one line. If the documents contain the answer
                "where <answer> is the shortest answer (a name, a date, a number, or yes/no). If a fact needed to "
                "answer is missing from the documents, reply SEARCH: <query>, where <query> is a short sub-question "
                "(or search query) for the first missing fact.")
+REASON_RULE = ("Think step by step: in at most three short sentences, state the facts from the documents that lead "
+               "to the answer, one fact per sentence, then write a final line ANSWER: <answer>, where <answer> is the "
+               "shortest answer to the question (a name, a date, a number, or yes/no).")
 STOP = ("\n",)
 
 
@@ -49,11 +52,34 @@ def documents_block(passages: Sequence[tuple[str, str]]) -> str:
 
 def reader_messages(question: str, passages: Sequence[tuple[str, str]]) -> list[Message]:
     """Answer from the passages (or from memory when there are none: the closed-book baseline)."""
+    return _asking(question, passages, ANSWER_RULE)
+
+
+def reasoning_messages(question: str, passages: Sequence[tuple[str, str]]) -> list[Message]:
+    """Reason over the passages in a few sentences, then answer (the ``reason`` reader's first call)."""
+    return _asking(question, passages, REASON_RULE)
+
+
+def _asking(question: str, passages: Sequence[tuple[str, str]], rule: str) -> list[Message]:
+    """The question and the reply ``rule`` after the fenced passages, or alone (from memory) without any."""
     if not passages:
         return [{"role": "system", "content": "You answer questions from memory."},
-                {"role": "user", "content": f"Question: {question}\n{ANSWER_RULE}"}]
+                {"role": "user", "content": f"Question: {question}\n{rule}"}]
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"{documents_block(passages)}\n\nQuestion: {question}\n{ANSWER_RULE}"}]
+            {"role": "user", "content": f"{documents_block(passages)}\n\nQuestion: {question}\n{rule}"}]
+
+
+def final_messages(question: str, passages: Sequence[tuple[str, str]], reasoning: str) -> list[Message]:
+    """The reasoning call's messages, its reply, and the question again with a request for the one-line answer
+    (its second call)."""
+    return [*reasoning_messages(question, passages), {"role": "assistant", "content": reasoning.strip()},
+            {"role": "user", "content": f"Question: {question}\n{ANSWER_RULE}"}]
+
+
+def reasoned_answer(reply: str) -> str | None:
+    """The answer on the last ``ANSWER:`` line of a reasoning reply, or None when it has none."""
+    found = re.findall(r"^\s*\**ANSWER\**\s*:\s*(.+)$", reply, flags=re.M | re.I)
+    return _unwrap(found[-1]) if found and _unwrap(found[-1]) else None
 
 
 def decide_messages(question: str, passages: Sequence[tuple[str, str]],
