@@ -724,8 +724,8 @@ def _loop_options(command):
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
         click.option("--reader", type=click.Choice(["direct", "reason"]), default="direct", show_default=True,
                      help="How the answer is read: one short-answer call, or a few sentences of reasoning first."),
-        click.option("--choices", is_flag=True, help="Map an answer to 'which ..., A or B?' that names neither A nor "
-                     "B to the one whose passage mentions it (a film's page naming the director the reader replied)."),
+        click.option("--choices", is_flag=True, help="Settle 'which ..., A or B?' by the passages' dates (born, died, "
+                     "released), else map an answer naming neither A nor B to the one whose page mentions it."),
     ]
     for option in reversed(options[1:]):
         command = option(command)

@@ -441,3 +441,19 @@ def test_dates_are_read_as_passages_state_them():
     assert life_dates("He was born in London in 1921 and died on 3 May 1990.") == ((1921, 0, 0), (1990, 5, 3))
     assert first_date("Released in 1976 Phalitamsha is a romantic Kannada movie.") == (1976, 0, 0)
     assert first_date("No date here, only 12,000 people.") is None
+
+
+def test_the_loop_settles_choice_questions_from_its_evidence_on_real_2wiki(twowiki_slice, tmp_path):
+    """With ``choices`` on, a reader that knows nothing ("ANSWER: no idea") still answers the comparisons
+    whose evidence states both dates, and no other (yes / no, "more directors"); with it off the reply stands."""
+    from retriever.core.metrics import best_exact_match
+
+    questions, _, documents = twowiki_slice
+    engine = Engine.build(tmp_path / "2wiki", documents, indexes=["bm25"])
+    comparisons = [q for q in questions if q.metadata["type"] == "comparison"]
+    settled = [Agent(engine, ScriptedModel("ANSWER: no idea"), using="bm25", choices=True).ask(q.text).text
+               for q in comparisons]
+    right = sum(best_exact_match(answer, q.answers) for answer, q in zip(settled, comparisons))
+    assert right >= 4 and sum(answer == "no idea" for answer in settled) + right == len(comparisons)
+    plain = Agent(engine, ScriptedModel("ANSWER: no idea"), using="bm25").ask(comparisons[0].text)
+    assert plain.text == "no idea"

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from retriever.agent.choice import choose
 from retriever.agent.evidence import Lexicon, Pool, refine
 from retriever.agent.plan import Plan, plan
 from retriever.agent.prompts import STOP, decide_messages, parse_decision
@@ -109,8 +110,9 @@ class Agent:
         refine_sentences: pass only the useful sentences of each passage to the model.
         reader: how the final answer is read (:data:`~retriever.agent.reading.READERS`): ``direct`` (one
             short-answer call) or ``reason`` (a few sentences of reasoning, then the answer).
-        choices: map a which-of answer that names neither compared entity to the one whose passage
-            mentions it (:func:`~retriever.agent.choice.choose`).
+        choices: settle a which-of question ("..., A or B?") by the passed documents' dates, else map an
+            answer that names neither A nor B to the one whose page mentions it
+            (:func:`~retriever.agent.choice.choose`).
         lexicon: the corpus's title and term tables, when already built (e.g. shared by a service's
             agents); by default built on first use.
     """
@@ -276,7 +278,7 @@ class _Run:
             return None
         decision = parse_decision(generation.text)
         if decision.action == "answer":
-            self.answer = decision.text
+            self.answer = self.chosen(decision.text)
             self.stop(record, "answered", "answer")
             return None
         record.decision = "search"
@@ -342,6 +344,12 @@ class _Run:
         self.trace.answer = self.answer
         self.trace.citations = self._citations()
         self.trace.seconds = round(self.trace.seconds, 4)
+
+    def chosen(self, answer: str) -> str:
+        """``answer`` as the agent's ``choices`` setting reads it against the passed documents."""
+        if not self.agent.choices:
+            return answer
+        return choose(self.question, [(hit.title, hit.text) for hit in self.kept], answer)
 
     def stop(self, record: Hop, reason: str, decision: str = "stop") -> None:
         record.decision = decision
