@@ -804,8 +804,7 @@ def ask(engine_dir, question, llm, llm_model, llm_timeout, threads, using, reran
 @data_dir_option
 def eval_multihop(engine_dir, dataset, split, limit, systems, llm, llm_model, llm_timeout, threads, using, rerank,
                   rescore, passages, candidates, max_hops, max_tokens, max_seconds, no_refine, reader, choices, cache,
-                  out_dir, as_json,
-                  data_dir) -> None:
+                  out_dir, as_json, data_dir) -> None:
     """Multi-hop QA on ENGINE_DIR: gold-document recall, EM / F1, hops and cost, with baselines.
 
     \b

@@ -335,9 +335,9 @@ class _Run:
         if self.answer is None and self.agent.generator is not None and self.trace.stop_reason not in (
                 "token_budget", "time_budget"):
             answer, _ = read_answer(lambda m, t, s: self.call(last, m, t, s), self.question, passages,
-                                    self.agent.reader, self.agent.choices, [(h.title, h.text) for h in self.kept])
+                                    self.agent.reader)
             if answer is not None:
-                self.answer = answer
+                self.answer = self.chosen(answer)
                 last.decision = "answer"
         if self.answer is None:
             self.answer = self._extractive_answer()

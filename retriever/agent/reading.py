@@ -7,8 +7,8 @@
   reasoning is what a two-document chain needs: a direct reader asked "Where was the director of
   film X born?" tends to answer with the director.
 
-With ``choices`` on, a reply to a which-of question that names neither compared entity is mapped to
-the one whose passage mentions it (:func:`retriever.agent.choice.choose`).
+With ``choices`` on, a which-of question ("..., A or B?") is settled by the passages' dates, or a reply
+that names neither A nor B is mapped to the one whose passage mentions it (:func:`retriever.agent.choice.choose`).
 """
 
 from __future__ import annotations
