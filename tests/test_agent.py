@@ -217,6 +217,8 @@ def test_replies_are_parsed_into_one_action():
     assert parse_decision("") == Decision("answer", "")
     assert clean_answer('"The 7 Habits of Highly Effective Teens".') == "The 7 Habits of Highly Effective Teens"
     assert clean_answer("<answer>Coronation Street</answer>") == "Coronation Street"  # qwen 0.5B's habit
+    assert clean_answer("ANSWER: <answer>MLS") == "MLS"  # the closing tag fell after the stop (a newline)
+    assert clean_answer("<Scotland>") == "Scotland"  # a placeholder's brackets, not a tag
     assert parse_decision("ANSWER: <answer>Volvo S70</answer>") == Decision("answer", "Volvo S70")
 
 

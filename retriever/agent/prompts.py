@@ -109,13 +109,18 @@ def clean_answer(reply: str) -> str:
 
 
 _TAGGED = re.compile(r"<\s*(\w+)\s*>(.*?)<\s*/\s*\1\s*>", re.S)
+_OPENING_TAG = re.compile(r"<\s*[A-Za-z_]\w*\s*>(?=.*\w)")
+_CLOSING_TAG = re.compile(r"\s*<\s*/\s*\w+\s*>$")
 
 
 def _unwrap(text: str) -> str:
-    """``text`` without a surrounding ``<tag>...</tag>`` pair, quotes, emphasis, placeholder brackets
-    or a final period."""
+    """``text`` without a surrounding ``<tag>...</tag>`` pair or one of its halves (the stop at the line's
+    end cuts a closing tag written on the next line), quotes, emphasis, placeholder brackets or a final period."""
     text = text.strip()
     tagged = _TAGGED.fullmatch(text)
     if tagged:
         text = tagged.group(2)
+    else:
+        opening = _OPENING_TAG.match(text)
+        text = _CLOSING_TAG.sub("", text[opening.end():] if opening else text)
     return text.strip().rstrip(".").strip().strip("\"'`*<>").strip()
