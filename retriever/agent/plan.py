@@ -24,7 +24,7 @@ from typing import Iterable
 from retriever.core.text import STOPWORDS, words
 
 MIN_HOPS = 2
-YES_NO = {"are", "were", "is", "was", "do", "did", "does", "have", "has", "can", "could"}
+_YES_NO = {"are", "were", "is", "was", "do", "did", "does", "have", "has", "can", "could"}
 _CONNECTORS = {"of", "the", "de", "la", "le", "du", "des", "von", "van", "der", "a", "an", "and", "for", "in", "on",
                "at", "to", "&", "y", "el", "di", "da"}
 _CUES = {"first", "earlier", "later", "older", "younger", "oldest", "youngest", "both", "same", "more", "less",
@@ -35,7 +35,7 @@ _TOKEN = re.compile(r"\S+")
 
 def asks_yes_no(question: str) -> bool:
     """Whether ``question`` opens with an auxiliary verb ("Are both ...", "Did ..."): a yes / no question."""
-    return question.strip().split(" ", 1)[0].lower() in YES_NO
+    return question.strip().split(" ", 1)[0].lower() in _YES_NO
 
 
 @dataclass(frozen=True)
@@ -80,18 +80,18 @@ def plan(question: str, titles: Iterable[str] = ()) -> Plan:
 def _compared(question: str, titles: list[str]) -> tuple[str, ...]:
     """The entity names a comparison question compares, or ()."""
     body = question.rstrip("? ").strip()
-    first = body.split(" ", 1)[0].lower()
+    yes_no = asks_yes_no(body)
     if " or " in body:
         left, right = body.rsplit(" or ", 1)
         right = _head_name(_clean(right.split(",", 1)[0]))
         left = _clean(left.rsplit(",", 1)[1]) if "," in left else _tail_name(left)
-    elif " and " in body and (first in YES_NO or _CUES & set(words(body))):
+    elif " and " in body and (yes_no or _CUES & set(words(body))):
         left, right = body.split(" and ", 1)
-        if first in YES_NO:
+        if yes_no:
             left = _head_name(left.split(" ", 1)[1], skip_lowercase=True)
         else:
             left = _clean(left.rsplit(",", 1)[1]) if "," in left else _tail_name(left)
-        right = _head_name(right, skip_lowercase=first in YES_NO)
+        right = _head_name(right, skip_lowercase=yes_no)
     else:
         return ()
     if not (left and right and _looks_named(left) and _looks_named(right)) or left == right:

@@ -79,7 +79,7 @@ def final_messages(question: str, passages: Sequence[tuple[str, str]], reasoning
 def reasoned_answer(reply: str) -> str | None:
     """The answer on the last ``ANSWER:`` line of a reasoning reply, or None when it has none."""
     found = re.findall(r"^\s*\**ANSWER\**\s*:\s*(.+)$", reply, flags=re.M | re.I)
-    return _unwrap(found[-1]) if found and _unwrap(found[-1]) else None
+    return (_unwrap(found[-1]) or None) if found else None
 
 
 def decide_messages(question: str, passages: Sequence[tuple[str, str]],
