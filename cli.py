@@ -722,9 +722,8 @@ def _loop_options(command):
         click.option("--max-tokens", default=8192, show_default=True, help="LM tokens per question."),
         click.option("--max-seconds", default=300.0, show_default=True, help="Seconds per question."),
         click.option("--no-refine", is_flag=True, help="Pass whole passages, not the useful sentences."),
-        click.option("--reader", type=click.Choice(["direct", "reason", "follow"]), default="direct", show_default=True,
-                     help="How the answer is read: one short-answer call, a few sentences of reasoning first, "
-                     "or one call then the question again of the document a bridge answer names."),
+        click.option("--reader", type=click.Choice(["direct", "reason"]), default="direct", show_default=True,
+                     help="How the answer is read: one short-answer call, or a few sentences of reasoning first."),
         click.option("--choices", is_flag=True, help="Settle 'which ..., A or B?' by the passages' dates (born, died, "
                      "released), else map an answer naming neither A nor B to the one whose page mentions it."),
     ]

@@ -367,46 +367,6 @@ def test_the_reason_reader_reasons_then_reads_the_one_line_answer(hotpot_engine,
         Agent(hotpot_engine, None, using="bm25", reader="think")
 
 
-def test_the_follow_reader_asks_the_bridge_document_again(hotpot_engine, hotpot_slice):
-    from retriever.agent.reading import generator_call, read_answer
-
-    passages = [("Julius Caesar (1953 film)", "Julius Caesar is a 1953 film produced by John Houseman."),
-                ("John Houseman", "John Houseman was educated at Clifton College in England."),
-                ("Clifton College", "Clifton College is a school in Bristol.")]
-    question = "Where did the producer of Julius Caesar study?"
-    model = SequenceModel("ANSWER: John Houseman", "ANSWER: Clifton College")
-    answer, generations = read_answer(generator_call(model), question, passages, "follow")
-    assert answer == "Clifton College" and len(generations) == 2
-    asked_again = model.prompts[1][1]["content"]
-    assert "educated at Clifton College" in asked_again and "produced by" not in asked_again  # that document alone
-
-    for first, second in [("ANSWER: John Houseman", "ANSWER: None"),  # the document does not tell
-                          ("ANSWER: John Houseman", "ANSWER: Julius Caesar"),  # what the question names
-                          ("ANSWER: John Houseman", "ANSWER: not mentioned in the document")]:
-        answer, generations = read_answer(generator_call(SequenceModel(first, second)), question, passages, "follow")
-        assert answer == "John Houseman" and len(generations) == 2
-    for first in ["ANSWER: Julius Caesar", "ANSWER: Bristol"]:  # named by the question; no passed document's title
-        answer, generations = read_answer(generator_call(SequenceModel(first, "ANSWER: x")), question, passages,
-                                          "follow")
-        assert answer == first.split(": ")[1] and len(generations) == 1
-    chain = SequenceModel("ANSWER: Julius Caesar", "ANSWER: John Houseman", "ANSWER: Clifton College",
-                          "ANSWER: Bristol")  # one follow per hop the question expects beyond the first
-    answer, generations = read_answer(generator_call(chain), "Where did the producer of the 1953 film study?",
-                                      passages, "follow")
-    assert answer == "John Houseman" and len(generations) == 2  # two hops expected: one follow
-    chain.prompts.clear()  # its replies start again
-    three_hops = "Where did the producer of the film that starred Marlon Brando study?"
-    answer, generations = read_answer(generator_call(chain), three_hops, passages, "follow")
-    assert answer == "Clifton College" and len(generations) == 3  # the qualifier "(1953 film)" aside
-
-    question = hotpot_slice[0][0].text
-    evidence = Agent(hotpot_engine, None, using="bm25", budget=Budget(max_hops=1)).ask(question).passed
-    bridge = next(hit for hit in evidence if hit.title.lower() not in question.lower())
-    loop = Agent(hotpot_engine, SequenceModel(f"ANSWER: {bridge.title}", "ANSWER: y"), using="bm25",
-                 budget=Budget(max_hops=1), reader="follow").ask(question)
-    assert loop.text == "y" and loop.trace.lm_calls == 2 and loop.trace.config["reader"] == "follow"
-
-
 class ReasoningModel(ScriptedModel):
     """States a fact when asked to reason, answers when asked for the answer line."""
 

@@ -109,8 +109,7 @@ class Agent:
         budget: the per-question :class:`Budget`.
         refine_sentences: pass only the useful sentences of each passage to the model.
         reader: how the final answer is read (:data:`~retriever.agent.reading.READERS`): ``direct`` (one
-            short-answer call), ``reason`` (a few sentences of reasoning, then the answer) or ``follow``
-            (``direct``, then the question again of the passed document a bridge answer names).
+            short-answer call) or ``reason`` (a few sentences of reasoning, then the answer).
         choices: settle a which-of question ("..., A or B?") by the passed documents' dates, else map an
             answer that names neither A nor B to the one whose page mentions it
             (:func:`~retriever.agent.choice.choose`).
@@ -336,7 +335,7 @@ class _Run:
         if self.answer is None and self.agent.generator is not None and self.trace.stop_reason not in (
                 "token_budget", "time_budget"):
             answer, _ = read_answer(lambda m, t, s: self.call(last, m, t, s), self.question, passages,
-                                    self.agent.reader, sources=[(hit.title, hit.text) for hit in self.kept])
+                                    self.agent.reader)
             if answer is not None:
                 self.answer = self.chosen(answer)
                 last.decision = "answer"

@@ -1,4 +1,4 @@
-"""The reader's final answer, in one of three styles.
+"""The reader's final answer, in one of two styles.
 
 * ``direct``: one call that replies ``ANSWER: <answer>`` on one line.
 * ``reason``: a first call that states, in a few sentences, the facts that lead to the answer and
@@ -6,12 +6,6 @@
   reasoning), a second call shows it its own reasoning and asks for the one-line answer. The
   reasoning is what a two-document chain needs: a direct reader asked "Where was the director of
   film X born?" tends to answer with the director.
-* ``follow``: ``direct``, then, when the answer is the title of a passed document that the question does not
-  name (a bridge of the chain: "Who is the CEO of FleetBoston Financial's purchaser?" -> "Bank of America"),
-  the question is asked again of that document alone, whose text carries the chain's next fact; once per
-  hop the question is expected to need beyond the first (:func:`~retriever.agent.plan.plan`, at most
-  :data:`FOLLOWS`), each time to a document not read yet. A reply that is empty, says the document does not
-  tell ("None", "not mentioned"), or names what the question already names keeps the answer before it.
 
 With ``choices`` on, a which-of question ("..., A or B?") is settled by the passages' dates, or a reply
 that names neither A nor B is mapped to the one whose passage mentions it (:func:`retriever.agent.choice.choose`).
@@ -19,23 +13,17 @@ that names neither A nor B is mapped to the one whose passage mentions it (:func
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Sequence
 
 from retriever.agent.choice import choose
-from retriever.agent.plan import plan
 from retriever.agent.prompts import STOP, clean_answer, final_messages, reader_messages, reasoned_answer, \
     reasoning_messages
 from retriever.core.errors import SpecError
-from retriever.core.metrics import normalize_answer
 from retriever.generate.base import Generation, Generator, Message
 
-READERS = ("direct", "reason", "follow")
+READERS = ("direct", "reason")
 ANSWER_TOKENS = 32
 REASON_TOKENS = 128
-FOLLOWS = 2
-_NO_ANSWER = re.compile(r"(?:none|unknown|n ?a|no answer|not (?:mentioned|stated|specified|given|provided|known)\b.*)")
-_QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")  # "Green (Steve Hillage album)", "Zhejiang (2)"
 
 Call = Callable[[list[Message], int, Sequence[str]], "Generation | None"]
 
@@ -55,9 +43,6 @@ def read_answer(call: Call, question: str, passages: Sequence[tuple[str, str]], 
     and the generations made. ``choices``: settle a which-of question by :func:`choose`, reading ``sources``
     (the passages' whole documents, when the reader saw only some of their sentences; default ``passages``)."""
     answer, generations = _read(call, question, passages, reader)
-    if reader == "follow" and answer is not None:
-        answer, followed = _follow(call, question, answer, passages if sources is None else sources)
-        generations += followed
     if choices and answer is not None:
         answer = choose(question, passages if sources is None else sources, answer)
     return answer, generations
@@ -65,7 +50,7 @@ def read_answer(call: Call, question: str, passages: Sequence[tuple[str, str]], 
 
 def _read(call: Call, question: str, passages: Sequence[tuple[str, str]],
           reader: str) -> tuple[str | None, list[Generation]]:
-    if reader in ("direct", "follow"):
+    if reader == "direct":
         generation = call(reader_messages(question, passages), ANSWER_TOKENS, STOP)
         return (clean_answer(generation.text), [generation]) if generation is not None else (None, [])
     reasoning = call(reasoning_messages(question, passages), REASON_TOKENS, ())
@@ -78,32 +63,6 @@ def _read(call: Call, question: str, passages: Sequence[tuple[str, str]],
     if final is None:
         return None, [reasoning]
     return clean_answer(final.text), [reasoning, final]
-
-
-def _follow(call: Call, question: str, answer: str,
-            documents: Sequence[tuple[str, str]]) -> tuple[str, list[Generation]]:
-    """``answer``, or where it names a bridge document, the answer read from that document (and so on)."""
-    generations: list[Generation] = []
-    asked = f" {normalize_answer(question)} "
-    read: set[str] = set()
-    for _ in range(min(FOLLOWS, plan(question).hops - 1)):
-        name = normalize_answer(answer)
-        if not name or f" {name} " in asked or name in read:
-            break
-        page = next(((t, x) for t, x in documents if normalize_answer(_QUALIFIER.sub("", t)) == name), None)
-        if page is None:
-            break
-        read.add(name)
-        generation = call(reader_messages(question, [page]), ANSWER_TOKENS, STOP)
-        if generation is None:
-            break
-        generations.append(generation)
-        followed = clean_answer(generation.text)
-        said = normalize_answer(followed)
-        if not said or _NO_ANSWER.fullmatch(said) or f" {said} " in asked:
-            break
-        answer = followed
-    return answer, generations
 
 
 def generator_call(generator: Generator) -> Call:
