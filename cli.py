@@ -864,17 +864,21 @@ def train_sparse(engine_dir, dataset, out_dir, regime, overrides, data_dir) -> N
               help="A trained document encoder to index and compare, e.g. supervised=work/sparse/nf-sup/best.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A sparse index setting for every sparse index, e.g. max_length=256; repeatable.")
-@click.option("--baselines", default="bm25,dense", show_default=True, help="Baseline index kinds to compare with.")
+@click.option("--baselines", default="bm25,dense", show_default=True,
+              help="Baseline index specs to compare with, e.g. bm25,dense or bm25,rm3=bm25(rm3_docs=10).")
 @click.option("--prune", default="", help="Query-term min_weight values whose quality cost to measure, e.g. 0,1,2.")
 @click.option("--lexical", default="", help="Also index each sparse system with lexical=b (learned + b x word-piece "
                                              "BM25 in one index) for these b, e.g. 1.")
 @click.option("--lexical-sweep", "sweep", default="", help="Score learned + b x word-piece BM25 for these b from "
                                                            "each sparse index's stored vectors (choose b on dev).")
+@click.option("--feedback", "feedback", multiple=True, metavar="KNOBS",
+              help="Pseudo-relevance feedback knobs to measure against no feedback (quality and p50), e.g. "
+                   "prf_docs=3,prf_terms=30,prf_weight=0.25; repeatable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/sparse", show_default=True)
 @data_dir_option
 @json_option
-def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, lexical, sweep, out_dir, data_dir,
-                as_json) -> None:
+def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune, lexical, sweep, feedback, out_dir,
+                data_dir, as_json) -> None:
     """BM25, dense, zero-shot and trained sparse indexes: nDCG@10, R@100, non-zeros per doc, index size.
 
     \b
@@ -882,21 +886,32 @@ def eval_sparse(engine_dir, dataset, split, models, overrides, baselines, prune,
       retriever eval sparse work/nfcorpus --dataset nfcorpus --model supervised=work/sparse/nf-sup/best
       retriever eval sparse work/nfcorpus --dataset nfcorpus --baselines bm25 --prune 0,1,2 --set max_terms=16
       retriever eval sparse work/nfcorpus --dataset nfcorpus --split dev --baselines bm25 --lexical-sweep 0,1,2
+      retriever eval sparse work/nfcorpus --dataset nfcorpus --baselines bm25 --feedback prf_docs=3
     """
+    from eval.bench import split_specs
     from eval.sparse import compare, markdown
+    from indexes.sparse.feedback import KNOBS
+    from indexes.sparse.index import SCHEMA
 
     pairs = parse_pairs(models, "--model", "LABEL=DIR")
     settings = ",".join(f"{key}={value}" for key, value in parse_pairs(overrides).items())
     data = _dataset(dataset, data_dir, False)
     floors, weights = _numbers(prune, "--prune"), _numbers(lexical, "--lexical")
     rows = compare(engine_dir, data, pairs, out_dir, split, settings,
-                   [b.strip() for b in baselines.split(",") if b.strip()], floors, weights,
-                   _numbers(sweep, "--lexical-sweep"))
+                   split_specs(baselines), floors, weights,
+                   _numbers(sweep, "--lexical-sweep"), [_feedback_knobs(item, KNOBS, SCHEMA) for item in feedback])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(markdown(data.name, split, rows))
     click.echo(f"runs, JSON and Markdown written to {out_dir}/")
+
+
+def _feedback_knobs(item: str, names: tuple[str, ...], schema) -> dict:
+    knobs = parse_pairs([part for part in item.split(",") if part.strip()], "--feedback", "KEY=VALUE,...")
+    if not knobs or set(knobs) - set(names):
+        raise click.UsageError(f"--feedback takes {', '.join(names)} (KEY=VALUE, comma-separated), got {item!r}")
+    return schema.parse(knobs, fill=False)
 
 
 def _numbers(text: str, option: str) -> list[float]:

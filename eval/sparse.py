@@ -8,7 +8,8 @@ training time (from the run's ``training.json``). Every dataset's JSON in the
 output directory is also gathered into one cross-dataset table
 (``sparse-cross.md``: each system's nDCG@10 against BM25 on the same split).
 With ``prune``, the quality cost of query-term pruning (``min_weight``, a
-search-time knob: no re-encoding) is measured for every sparse index; ``lexical``
+search-time knob: no re-encoding) is measured for every sparse index, and with ``feedback`` the
+quality and latency of pseudo-relevance feedback (``prf_docs`` etc., search knobs too); ``lexical``
 adds a learned + word-piece BM25 variant of each sparse system (``sparse(lexical=b)``),
 and ``sweep`` scores such variants for several b from the stored vectors (to choose b on dev).
 
@@ -31,6 +32,7 @@ from eval.report import write_report
 from retriever.core.datasets import Dataset
 from retriever.core.metrics import aggregate, parse_measures
 from eval.reproduce import _engine as engine_with
+from indexes.base import parse_index_spec
 from indexes.sparse.backends import ExactBackend
 from indexes.sparse.lexical import count_pieces, lexical_vectors, with_lexical
 from indexes.sparse.queries import QUERY_WEIGHTS_FILE
@@ -66,9 +68,9 @@ def sparse_specs(models: Mapping[str, str], settings: str = "", lexical: Sequenc
 def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str], out_dir: str | Path,
             split: str = "test", settings: str = "", baselines: Sequence[str] = ("bm25", "dense"),
             prune: Sequence[float] = (), lexical: Sequence[float] = (),
-            sweep: Sequence[float] = ()) -> list[dict[str, Any]]:
+            sweep: Sequence[float] = (), feedback: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
     """Build what is missing in ``engine_dir``, evaluate every system, write JSON + Markdown; return the rows."""
-    specs = {**{name: name for name in baselines}, **sparse_specs(models, settings, lexical)}
+    specs = {**{parse_index_spec(spec)[0]: spec for spec in baselines}, **sparse_specs(models, settings, lexical)}
     engine = engine_with(Path(engine_dir), dataset, list(specs.values()))  # builds what is missing
     names = list(specs)
     results = evaluate(engine, dataset, split, names, Path(out_dir) / "runs")
@@ -82,6 +84,8 @@ def compare(engine_dir: str | Path, dataset: Dataset, models: Mapping[str, str],
                      if index.kind == "sparse" and index.settings.get("model") in models.values() else None})
         if prune and index.kind == "sparse":
             rows[-1]["pruning"] = pruning_cost(index, dataset, split, prune, engine.indexes.get("bm25"))
+        if feedback and index.kind == "sparse":
+            rows[-1]["feedback"] = feedback_cost(index, dataset, split, feedback, engine.indexes.get("bm25"))
         if sweep and index.kind == "sparse" and not index.settings.get("lexical"):
             rows[-1]["lexical_sweep"] = lexical_sweep(index, engine.corpus, dataset, split, sweep)
     write_report(Path(out_dir) / f"{dataset.name}-{split}-sparse",
@@ -109,19 +113,42 @@ def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[floa
         terms = [len(t) for t, _ in index.encode_queries(texts, min_weight=floor)]
         out.append({"min_weight": floor, "nDCG@10": round(metrics["nDCG@10"], 4),
                     "terms_per_query": round(sum(terms) / max(len(terms), 1), 2)})
+    _add_latency(out, index, texts, [{"min_weight": floor} for floor in min_weights], baseline)
+    return out
+
+
+def feedback_cost(index, dataset: Dataset, split: str, variants: Sequence[Mapping[str, Any]],
+                  baseline=None) -> list[dict[str, Any]]:
+    """nDCG@10, R@100 and p50 latency of a sparse index without feedback and with each set of feedback
+    knobs (``{"prf_docs": 3, ...}``; :mod:`indexes.sparse.feedback`), p50 also as a ratio to BM25's."""
+    queries, qrels = dataset.split(split)
+    ids = [qid for qid in qrels if qid in queries]
+    texts = [queries[qid].text for qid in ids]
+    knob_sets = [{"prf_docs": 0}, *[dict(v) for v in variants]]
+    out = []
+    for knobs in knob_sets:
+        metrics = aggregate(qrels, dict(zip(ids, index.search(texts, 100, **knobs))), SWEEP_MEASURES)
+        out.append({"knobs": knobs, **{k: round(v, 4) for k, v in metrics.items()}})
+    _add_latency(out, index, texts, knob_sets, baseline)
+    return out
+
+
+def _add_latency(rows: list[dict[str, Any]], index, texts: Sequence[str], knob_sets: Sequence[dict[str, Any]],
+                 baseline=None) -> None:
+    """Give each row the p50 of ``index`` with its knobs (and the ratio to ``baseline``'s), timed in the
+    same process in interleaved rounds (the median of :data:`LATENCY_ROUNDS`)."""
     timed = texts[:LATENCY_QUERIES]
-    p50s: dict[float, list[float]] = {floor: [] for floor in min_weights}
+    p50s: list[list[float]] = [[] for _ in knob_sets]
     base: list[float] = []
     for _ in range(LATENCY_ROUNDS):
         if baseline is not None:
             base.append(query_timings(baseline, timed)["p50_ms"])
-        for floor in min_weights:
-            p50s[floor].append(query_timings(index, timed, min_weight=floor)["p50_ms"])
-    for row in out:
-        row["p50_ms"] = round(float(np.median(p50s[row["min_weight"]])), 3)
+        for times, knobs in zip(p50s, knob_sets):
+            times.append(query_timings(index, timed, **knobs)["p50_ms"])
+    for row, times in zip(rows, p50s):
+        row["p50_ms"] = round(float(np.median(times)), 3)
         if base:
             row["p50_vs_bm25"] = round(row["p50_ms"] / float(np.median(base)), 2)
-    return out
 
 
 def lexical_sweep(index, corpus, dataset: Dataset, split: str, weights: Sequence[float]) -> list[dict[str, float]]:
@@ -187,6 +214,11 @@ def markdown(dataset: str, split: str, rows: list[dict[str, Any]]) -> str:
             lines.append(f"| `{r['spec']}` query min_weight={cost['min_weight']:g} "
                          f"({cost['terms_per_query']:.1f} terms/query; p50 {cost['p50_ms']:.3f} ms{ratio}) | "
                          f"{cost['nDCG@10']:.4f} | | | | |")
+        for cost in r.get("feedback", []):
+            knobs = ",".join(f"{k}={v:g}" for k, v in cost["knobs"].items())
+            ratio = f", {cost['p50_vs_bm25']:.2f}x BM25" if "p50_vs_bm25" in cost else ""
+            lines.append(f"| `{r['spec']}` search {knobs} (p50 {cost['p50_ms']:.3f} ms{ratio}) | "
+                         f"{cost['nDCG@10']:.4f} | {cost['R@100']:.4f} | | | |")
         for point in r.get("lexical_sweep", []):
             lines.append(f"| `{r['spec']}` + lexical={point['lexical']:g} (exact, stored vectors) | "
                          f"{point['nDCG@10']:.4f} | {point['R@100']:.4f} | | {point['avg_nnz']:.1f} | |")

@@ -80,6 +80,8 @@ class Index(ABC):
     #: Persisted settings fixed at the first build (e.g. a reference length): the shards of a
     #: sharded add are given the live index's values.
     pinned_settings: ClassVar[tuple[str, ...]] = ()
+    #: Search knobs of a feedback round (:meth:`feedback_docs`); a fan-out consumes them on the driver.
+    feedback_knobs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, directory: Path, manifest: dict):
         self.directory = Path(directory)
@@ -153,6 +155,15 @@ class Index(ABC):
     def search_prepared(self, prepared: Any, k: int = 10, **knobs: Any) -> list[Ranking]:
         """Search with queries from :meth:`prepare_queries` of the merged index."""
         return self.search(prepared, k, **knobs)
+
+    def feedback_docs(self, knobs: dict[str, Any]) -> int:
+        """How many first-round hits a search with these feedback knobs feeds back into its queries
+        (0: one round, the default)."""
+        return 0
+
+    def apply_feedback(self, prepared: Any, first: Sequence[Ranking], knobs: dict[str, Any]) -> Any:
+        """``prepared`` rewritten from the first round's hits (kinds whose :meth:`feedback_docs` can be > 0)."""
+        raise NotImplementedError(f"{self.kind} indexes have no feedback round")
 
     @property
     def shard_dirs(self) -> list[Path]:

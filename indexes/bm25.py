@@ -17,14 +17,19 @@ from indexes.base import Index
 from indexes.jvm import java_class, java_list, java_path, lucene_directory, lucene_search, open_lucene_reader
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, SpecError
-from retriever.core.settings import Schema, Setting, at_least, within
+from retriever.core.settings import OMIT, Schema, Setting, at_least, within
 from retriever.core.storage import link_tree
 from retriever.core.types import Ranking
 
 LUCENE_DIR = "lucene"
+RM3 = {"rm3_terms": 10, "rm3_weight": 0.5}  # Anserini's RM3 defaults, filled in when rm3_docs is set
 SCHEMA = Schema("bm25", (
     Setting("k1", float, 0.9, at_least(0), "term-frequency saturation"),
     Setting("b", float, 0.4, within(0, 1), "document-length normalization"),
+    Setting("rm3_docs", int, OMIT, at_least(0),
+            "RM3 expansion from the first rm3_docs hits (Anserini; unset or 0: off); stores doc vectors"),
+    Setting("rm3_terms", int, OMIT, at_least(1), "RM3: expansion terms (default 10)"),
+    Setting("rm3_weight", float, OMIT, within(0, 1), "RM3: weight of the original query (default 0.5)"),
 ))
 # Anserini skips a document whose contents are blank; an empty document is legal input, so it
 # is indexed with contents that the analyzer turns into no term at all (it matches no query).
@@ -32,7 +37,9 @@ EMPTY_CONTENTS = "."
 
 
 class BM25Index(Index):
-    """Lucene BM25. Settings: ``k1``, ``b``. Search knob: ``threads`` for batches."""
+    """Lucene BM25. Settings: ``k1``, ``b``, and RM3 pseudo-relevance feedback (``rm3_docs`` > 0, with
+    ``rm3_terms`` and ``rm3_weight``: the index then stores document vectors, which RM3 reads).
+    Search knob: ``threads`` for batches."""
 
     kind = "bm25"
     schema = SCHEMA
@@ -42,16 +49,27 @@ class BM25Index(Index):
         super().__init__(directory, manifest)
         self._searcher = java_class("io.anserini.search.SimpleSearcher")(java_path(self.directory / LUCENE_DIR))
         self._searcher.set_bm25(float(self.settings["k1"]), float(self.settings["b"]))
+        if self.settings.get("rm3_docs"):
+            self._searcher.set_rm3(int(self.settings["rm3_terms"]), int(self.settings["rm3_docs"]),
+                                   float(self.settings["rm3_weight"]))
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The schema's checks; with ``rm3_docs`` the other RM3 settings default to :data:`RM3`."""
+        checked = SCHEMA.parse(settings)
+        return {**RM3, **checked} if checked.get("rm3_docs") else checked
 
     @classmethod
     def write(cls, directory: Path, corpus: Corpus, settings: dict[str, Any]) -> dict[str, Any]:
-        index_documents(directory / LUCENE_DIR, _contents_rows(corpus), directory / "_input")
+        index_documents(directory / LUCENE_DIR, _contents_rows(corpus), directory / "_input",
+                        extra_args=_args(settings))
         return dict(settings)
 
     def write_extended(self, directory: Path, docs: Sequence[Document]) -> dict[str, Any]:
         link_tree(self.directory / LUCENE_DIR, directory / LUCENE_DIR, exclude=("write.lock",))
         rows = ({"id": d.doc_id, "contents": _contents(d)} for d in docs)
-        index_documents(directory / LUCENE_DIR, rows, directory / "_input", append=True)
+        index_documents(directory / LUCENE_DIR, rows, directory / "_input", append=True,
+                        extra_args=_args(self.settings))
         return dict(self.settings)
 
     @classmethod
@@ -172,6 +190,11 @@ def add_segments(index_dir: Path, sources: Sequence[Path]) -> int:
         target.close()
     _check_count(index_dir, before + added)
     return added
+
+
+def _args(settings: dict[str, Any]) -> list[str]:
+    """Extra indexing arguments: RM3 reads the feedback documents' stored term vectors."""
+    return ["-storeDocvectors"] if settings.get("rm3_docs") else []
 
 
 def _contents_rows(corpus: Corpus):

@@ -47,3 +47,22 @@ def test_append_equals_rebuild(tmp_path, nfcorpus):
     assert open_index(tmp_path / "i1").search(queries, 20) == index.search(queries, 20)  # old version intact
     assert grown.manifest["corpus_checksum"] == grown_corpus.checksum
     assert grown.manifest["doc_count"] == 300
+
+
+def test_rm3_expands_queries_from_stored_document_vectors(tmp_path, nfcorpus, nfcorpus_bm25):
+    """`bm25(rm3_docs=N)`: Anserini's RM3 over a Lucene index that stores document vectors; an add
+    keeps storing them, so the grown index answers as a rebuild."""
+    docs = [doc for doc, _, _ in nfcorpus.documents()][:300]
+    base = Corpus.create(tmp_path / "c1", docs[:250])
+    index = build_index("bm25", base, tmp_path / "rm3", {"rm3_docs": 5})
+    assert index.settings == {"k1": 0.9, "b": 0.4, "rm3_docs": 5, "rm3_terms": 10, "rm3_weight": 0.5}
+    plain = build_index("bm25", base, tmp_path / "plain")
+    queries = ["vitamin d deficiency", "breast cancer statins", "green tea"]
+    expanded = index.search(queries, 20)
+    assert [index.search([q], 20)[0] for q in queries] == expanded  # batches expand too
+    for with_rm3, without in zip(expanded, plain.search(queries, 20)):
+        assert with_rm3 and [d for d, _ in with_rm3] != [d for d, _ in without]
+    grown = extend_index(index, docs[250:], base.extend(tmp_path / "c2", docs[250:]), tmp_path / "rm3-grown")
+    rebuilt = build_index("bm25", Corpus.create(tmp_path / "call", docs), tmp_path / "rm3-all", {"rm3_docs": 5})
+    for a, b in zip(grown.search(queries, 20), rebuilt.search(queries, 20)):
+        assert [d for d, _ in a] == [d for d, _ in b]

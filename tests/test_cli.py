@@ -61,6 +61,12 @@ def test_errors_are_one_clean_line(tmp_path, runner):
     result = runner.invoke(main, ["index", "build", str(tmp_path / "e2"), "--corpus", str(bad), "--kinds", "bm25"])
     assert result.exit_code == 1 and "bad.jsonl:2: malformed JSON" in result.output
     assert not (tmp_path / "e2" / "engine.json").exists()
+    for bad, says in (("prf_dogs=3", "--feedback takes prf_docs, prf_terms, prf_weight"),
+                      ("prf_docs=three", "prf_docs")):
+        result = runner.invoke(main, ["eval", "sparse", str(tmp_path / "e3"), "--dataset", "nfcorpus",
+                                      "--feedback", bad])
+        assert result.exit_code in (1, 2) and says in result.output and "Traceback" not in result.output, bad
+    assert not (tmp_path / "e3").exists()  # refused before anything is built
 
 
 def test_prepare_hotpotqa(tmp_path, runner):

@@ -79,6 +79,9 @@ def test_fanout_search_equals_single_process(engines, queries):
         assert [f.fan_out for f in map(fanned.index, NAMES)] == [False, True, True]
         for using in [*NAMES, "rrf(bm25,dense,sparse)", "norm(bm25,sparse)"]:
             assert fanned.rankings(queries, 10, using=using) == single.rankings(queries, 10, using=using), using
+        feedback = {"sparse": {"prf_docs": 3}}  # expanded on the driver from the merged first round
+        assert fanned.rankings(queries, 10, using="sparse", knobs=feedback) == \
+            single.rankings(queries, 10, using="sparse", knobs=feedback) != single.rankings(queries, 10, using="sparse")
         hits = fanned.batch_search(queries[:3], k=3, using="rrf(bm25,dense)", rerank="top(k=3)")
         assert [[h.doc_id for h in found] for found in hits] == \
             [[d for d, _ in r] for r in single.rankings(queries[:3], 3, using="rrf(bm25,dense)")]

@@ -525,8 +525,41 @@ def test_dev_holdout_is_a_fixed_sample_left_out_of_training(nfcorpus_slice):
         _training_and_dev(dataset, TrainSettings(split="test", dev_holdout=40))
 
 
+def test_feedback_adds_the_first_hits_heaviest_terms_without_a_model(sparse_engine):
+    """Rocchio by hand: the mean vector of the first round's top documents, times IDF, its heaviest
+    terms added at prf_weight x the query's heaviest weight; the second round searches with it."""
+    from indexes.sparse.feedback import Feedback
+
+    index = sparse_engine.indexes["sparse"]
+    matrix, row_of = index.vectors.matrix(), {d: i for i, d in enumerate(index.vectors.ids)}
+    knobs = {"prf_docs": 3, "prf_terms": 5, "prf_weight": 0.5}
+    for query in QUERIES[:4]:
+        terms, weights = index.queries.encode_query(query)
+        first = index.search([query], 3)[0]
+        mean = np.asarray(matrix[[row_of[d] for d, _ in first]].todense()).mean(axis=0) * index.queries.idf
+        top = np.argsort(-mean)[:5]
+        want = dict(zip(terms.tolist(), weights.tolist()))
+        for t in top:
+            want[int(t)] = want.get(int(t), 0.0) + 0.5 * weights.max() * mean[t] / mean[top].max()
+        [(got_terms, got_weights)] = index.apply_feedback([(terms, weights)], [first], knobs)
+        assert got_terms.tolist() == sorted(want) and np.all(np.diff(got_terms) > 0)
+        np.testing.assert_allclose(got_weights, [want[t] for t in sorted(want)], rtol=1e-5)
+        expanded = index.search([query], 10, **knobs)[0]
+        assert expanded == index.search_prepared([(got_terms, got_weights)], 10)[0]
+        assert expanded != index.search([query], 10)[0]
+        assert index.search([query], 10, prf_docs=3, prf_weight=0)[0] == index.search([query], 10)[0]
+        exact = index.search([query], 10, exact=True, **knobs)[0]
+        assert len({d for d, _ in expanded} & {d for d, _ in exact}) >= 8  # Lucene = exact up to quantization
+    assert Feedback.of({"prf_docs": 3}, {"prf_docs": 0}).docs == 0  # a knob overrides the index setting
+    assert index.feedback_docs({}) == 0  # off unless asked for
+    with pytest.raises(InputError, match="prf_docs >= 0"):
+        index.search(QUERIES[:1], 10, prf_docs=-1)
+    empty = index.queries.encode_query("")
+    assert Feedback(docs=3).expand(empty, matrix[[0, 1]], index.queries.idf) is empty
+
+
 def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfcorpus_slice):
-    from eval.sparse import cross_dataset, pruning_cost, sparse_specs
+    from eval.sparse import cross_dataset, feedback_cost, pruning_cost, sparse_specs
     from retriever.core.datasets import load_dataset
 
     model = tmp_path / "run" / "best"
@@ -544,6 +577,11 @@ def test_eval_tables_pruning_cost_and_learned_specs(tmp_path, sparse_engine, nfc
     assert {k: costs[1][k] for k in ("min_weight", "nDCG@10", "terms_per_query")} == \
         {"min_weight": 1e6, "nDCG@10": 0.0, "terms_per_query": 0.0}  # every term pruned
     assert all(c["p50_ms"] > 0 and c["p50_vs_bm25"] > 0 for c in costs)
+    prf = feedback_cost(sparse_engine.indexes["sparse"], load_dataset(str(nfcorpus_slice)), "test",
+                        [{"prf_docs": 3}], baseline=sparse_engine.indexes["bm25"])
+    assert [c["knobs"] for c in prf] == [{"prf_docs": 0}, {"prf_docs": 3}]
+    assert prf[0]["nDCG@10"] == costs[0]["nDCG@10"] and prf[1]["nDCG@10"] != prf[0]["nDCG@10"]
+    assert all(c["p50_ms"] > 0 and c["p50_vs_bm25"] > 0 and 0 < c["R@100"] <= 1 for c in prf)
     for name, score in (("nfcorpus", 0.30), ("scifact", 0.70)):
         systems = [{"system": "bm25", "spec": "bm25", "nDCG@10": 0.32, "avg_nnz": None, "size_mb": 1.0},
                    {"system": "sup", "spec": "sup=sparse(...)", "nDCG@10": score, "avg_nnz": 250.0, "size_mb": 9.0,

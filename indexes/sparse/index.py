@@ -16,14 +16,15 @@ indexes.onnx), and for Seismic ``n_postings``,
 ``centroid_fraction``, ``summary_energy``, ``doc_cut``; query side: ``query_weights``
 (``idf``, or ``learned``: the factor table trained with the model, copied from its
 directory), ``min_weight`` and ``max_terms`` (query-term pruning, see
-:mod:`indexes.sparse.queries`; also accepted as search knobs). Search knobs: ``query_cut``
-and ``heap_factor`` (Seismic), ``exact=True``
-(brute force over the float vectors).
+:mod:`indexes.sparse.queries`), ``prf_docs``, ``prf_terms`` and ``prf_weight`` (pseudo-relevance
+feedback, see :mod:`indexes.sparse.feedback`), all also accepted as search knobs. Search knobs:
+``query_cut`` and ``heap_factor`` (Seismic), ``exact=True`` (brute force over the float vectors).
 
 Example:
     >>> engine = Engine.build("work/nf", "nfcorpus/corpus.jsonl", indexes=["bm25", "sparse"])
     >>> engine.search("statins and breast cancer", using="sparse", k=5)
     >>> engine.build_indexes(["fast=sparse(backend=seismic)"])
+    >>> engine.rankings(["statins"], 10, using="sparse", knobs={"sparse": {"prf_docs": 3}})
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import scipy.sparse as sp
 from tokenizers import Tokenizer
 
 from indexes.base import Index
@@ -40,6 +42,7 @@ from indexes.bf16 import RUNTIME as BF16
 from indexes.onnx import RUNTIMES
 from indexes.sparse.backends import BACKENDS, LUCENE_DIR, SEISMIC_BUILD, ExactBackend, Query, backend_class
 from indexes.sparse.encoder import DEFAULT_MODEL, DocEncoder, load_tokenizer, resolve_sparse_model
+from indexes.sparse.feedback import KNOBS as FEEDBACK_KNOBS, Feedback
 from indexes.sparse.lexical import count_pieces, lexical_vectors, mean_length, with_lexical
 from indexes.sparse.queries import QueryEncoder, VocabularyMismatchError, plain_tokenizer, read_query_weights
 from indexes.sparse.vectors import SparseVectors
@@ -67,6 +70,11 @@ SCHEMA = Schema("sparse", (
             "add this x BM25 saturation of the document's own word pieces (indexes.sparse.lexical; 0: learned only)"),
     Setting("lexical_avgdl", float, OMIT, above(0),
             "reference length of the lexical part, in word pieces (default: the corpus mean at the first build)"),
+    Setting("prf_docs", int, OMIT, at_least(0),
+            "pseudo-relevance feedback: expand each query from its first prf_docs hits (unset or 0: off)"),
+    Setting("prf_terms", int, OMIT, at_least(1), f"feedback: terms added to each query (unset: {Feedback.terms})"),
+    Setting("prf_weight", float, OMIT, at_least(0),
+            f"feedback: weight of the added terms, x the query's heaviest (unset: {Feedback.weight})"),
     # Seismic build settings (filled in with SEISMIC_BUILD when backend=seismic)
     Setting("n_postings", int, OMIT, at_least(1), "Seismic: postings kept per term"),
     Setting("centroid_fraction", float, OMIT, within(0, 1), "Seismic: centroids per posting list, as a share"),
@@ -85,6 +93,7 @@ class SparseIndex(Index):
     shard_independent_scores = True  # query weights come from the merged (global) IDF table
     uses_accelerator = True
     pinned_settings = ("lexical_avgdl",)  # fixed at the first build: adds and their shards reuse it
+    feedback_knobs = FEEDBACK_KNOBS
 
     def __init__(self, directory: Path, manifest: dict):
         super().__init__(directory, manifest)
@@ -95,6 +104,7 @@ class SparseIndex(Index):
                                           f"but the vectors {self.settings['vocab_size']}")
         self._backend = backend_class(self.settings["backend"])(self.directory, self.settings)
         self._exact: ExactBackend | None = None
+        self._rows: tuple[sp.csr_matrix, dict[str, int]] | None = None
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
@@ -199,14 +209,39 @@ class SparseIndex(Index):
 
     def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, min_weight: float | None = None,
                max_terms: int | None = None, **knobs: Any) -> list[Ranking]:
-        return self.search_prepared(self.encode_queries(queries, min_weight, max_terms), k, exact, **knobs)
+        feedback = {name: knobs.pop(name) for name in FEEDBACK_KNOBS if name in knobs}
+        prepared = self.encode_queries(queries, min_weight, max_terms)
+        docs = self.feedback_docs(feedback)
+        if docs:
+            prepared = self.apply_feedback(prepared, self.search_prepared(prepared, docs, exact, **knobs), feedback)
+        return self.search_prepared(prepared, k, exact, **knobs)
+
+    def feedback_docs(self, knobs: dict[str, Any]) -> int:
+        return Feedback.of(self.settings, knobs).docs
+
+    def apply_feedback(self, prepared: Sequence[Query], first: Sequence[Ranking],
+                       knobs: dict[str, Any]) -> list[Query]:
+        """Each query expanded from the stored vectors of its first-round hits (Rocchio, no model)."""
+        feedback = Feedback.of(self.settings, knobs)
+        matrix, row_of = self._vector_rows()
+        return [feedback.expand(query, matrix[[row_of[doc_id] for doc_id, _ in hits]], self.queries.idf)
+                for query, hits in zip(prepared, first)]
+
+    def _vector_rows(self) -> tuple[sp.csr_matrix, dict[str, int]]:
+        """The float vectors as CSR rows and each document id's row, read on first use."""
+        if self._rows is None:
+            vectors = self._exact.vectors if self._exact is not None else SparseVectors.read(
+                self.directory / VECTORS_FILE, self.queries.vocab_size)
+            self._rows = (vectors.matrix(), {doc_id: i for i, doc_id in enumerate(vectors.ids)})
+        return self._rows
 
     def prepare_queries(self, queries: Sequence[str]) -> list[Query]:
         return self.encode_queries(queries)
 
     def search_prepared(self, prepared: Sequence[Query], k: int = 10, exact: bool = False,
                         **knobs: Any) -> list[Ranking]:
-        """Search with queries already encoded (by this index or, in a fan-out, by the merged one)."""
+        """One round of search with queries already encoded (by this index or, in a fan-out, by the merged
+        one); feedback is applied by :meth:`search` or the fan-out around it."""
         backend = self._exact_backend() if exact else self._backend
         return backend.search(prepared, k, **knobs)
 

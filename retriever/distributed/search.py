@@ -76,15 +76,25 @@ class FanoutIndex:
         return self.merged.manifest
 
     def search(self, queries: Sequence[str], k: int = 10, **knobs: Any) -> list[Ranking]:
+        """One round over the shards, or two when the index feeds its first hits back into the queries
+        (the expansion runs here, on the merged index, so it sees the same hits as a single index)."""
+        feedback = {name: knobs.pop(name) for name in self.merged.feedback_knobs if name in knobs}
+        prepared = self.merged.prepare_queries(list(queries))
+        docs = self.merged.feedback_docs(feedback)
+        if docs:
+            prepared = self.merged.apply_feedback(prepared, self._round(prepared, docs, knobs), feedback)
+        return self._round(prepared, k, knobs)
+
+    def _round(self, prepared: Any, k: int, knobs: dict[str, Any]) -> list[Ranking]:
         ray = ray_module()
-        prepared = ray.put(self.merged.prepare_queries(list(queries)))
+        shared = ray.put(prepared)
         if not self.fan_out:
             searcher = self._searchers[next(self._turn) % len(self._searchers)]
-            return ray.get(searcher.search.remote(f"{self.name}@merged", prepared, k, knobs))
+            return ray.get(searcher.search.remote(f"{self.name}@merged", shared, k, knobs))
         count = len(self.merged.shard_dirs)
-        parts = ray.get([searcher.search.remote(self.name, prepared, k, knobs)
+        parts = ray.get([searcher.search.remote(self.name, shared, k, knobs)
                          for searcher in self._searchers[:count]])
-        return [merge_rankings([part[i] for part in parts], k) for i in range(len(queries))]
+        return [merge_rankings([part[i] for part in parts], k) for i in range(len(prepared))]
 
     def close(self) -> None:
         """The merged index is closed by the reader; the actors by the engine."""
