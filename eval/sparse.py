@@ -103,9 +103,7 @@ def pruning_cost(index, dataset: Dataset, split: str, min_weights: Sequence[floa
     same process in interleaved rounds (the median of :data:`LATENCY_ROUNDS`), so a change in the
     machine's load hits both alike.
     """
-    queries, qrels = dataset.split(split)
-    ids = [qid for qid in qrels if qid in queries]
-    texts = [queries[qid].text for qid in ids]
+    qrels, ids, texts = _judged_queries(dataset, split)
     out = []
     for floor in min_weights:
         rankings = index.search(texts, 10, min_weight=floor)
@@ -121,9 +119,7 @@ def feedback_cost(index, dataset: Dataset, split: str, variants: Sequence[Mappin
                   baseline=None) -> list[dict[str, Any]]:
     """nDCG@10, R@100 and p50 latency of a sparse index without feedback and with each set of feedback
     knobs (``{"prf_docs": 3, ...}``; :mod:`indexes.sparse.feedback`), p50 also as a ratio to BM25's."""
-    queries, qrels = dataset.split(split)
-    ids = [qid for qid in qrels if qid in queries]
-    texts = [queries[qid].text for qid in ids]
+    qrels, ids, texts = _judged_queries(dataset, split)
     knob_sets = [{"prf_docs": 0}, *[dict(v) for v in variants]]
     out = []
     for knobs in knob_sets:
@@ -131,6 +127,13 @@ def feedback_cost(index, dataset: Dataset, split: str, variants: Sequence[Mappin
         out.append({"knobs": knobs, **{k: round(v, 4) for k, v in metrics.items()}})
     _add_latency(out, index, texts, knob_sets, baseline)
     return out
+
+
+def _judged_queries(dataset: Dataset, split: str) -> tuple[dict, list[str], list[str]]:
+    """The split's qrels, and the ids and texts of its queries that have judgments (in qrels order)."""
+    queries, qrels = dataset.split(split)
+    ids = [qid for qid in qrels if qid in queries]
+    return qrels, ids, [queries[qid].text for qid in ids]
 
 
 def _add_latency(rows: list[dict[str, Any]], index, texts: Sequence[str], knob_sets: Sequence[dict[str, Any]],
@@ -161,12 +164,11 @@ def lexical_sweep(index, corpus, dataset: Dataset, split: str, weights: Sequence
     """
     if index.settings.get("lexical", 0) > 0:
         raise InputError(f"{index.directory} already has a lexical part; sweep a learned-only sparse index")
-    queries, qrels = dataset.split(split)
-    ids = [qid for qid in qrels if qid in queries]
-    encoded = index.encode_queries([queries[qid].text for qid in ids])
+    qrels, ids, texts = _judged_queries(dataset, split)
+    encoded = index.encode_queries(texts)
     learned, tokens = index.vectors, index.queries
-    texts = [d.contents for d in corpus.get_many(learned.ids)]
-    counts = count_pieces(tokens.tokenizer, texts, tokens.special_ids)
+    documents = [d.contents for d in corpus.get_many(learned.ids)]
+    counts = count_pieces(tokens.tokenizer, documents, tokens.special_ids)
     lexical = lexical_vectors(counts, learned.ids, learned.dim, counts.mean_length)
     out = []
     for weight in weights:

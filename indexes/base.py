@@ -31,7 +31,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from retriever.core.corpus import Corpus, Document
 from retriever.core.errors import IndexFormatError, MissingResourceError, RetrieverError, SpecError
@@ -155,6 +155,20 @@ class Index(ABC):
     def search_prepared(self, prepared: Any, k: int = 10, **knobs: Any) -> list[Ranking]:
         """Search with queries from :meth:`prepare_queries` of the merged index."""
         return self.search(prepared, k, **knobs)
+
+    def search_in_rounds(self, prepared: Any, k: int, knobs: dict[str, Any],
+                         run_round: Callable[[Any, int, dict[str, Any]], list[Ranking]]) -> list[Ranking]:
+        """Search ``prepared`` in one round, or in two when :attr:`feedback_knobs` ask for feedback.
+
+        ``run_round(prepared, n, knobs)`` runs one round (here, or over shards) with ``knobs`` less the
+        feedback knobs; the expansion between the rounds runs on this index.
+        """
+        rest = {name: value for name, value in knobs.items() if name not in self.feedback_knobs}
+        feedback = {name: value for name, value in knobs.items() if name in self.feedback_knobs}
+        docs = self.feedback_docs(feedback)
+        if docs:
+            prepared = self.apply_feedback(prepared, run_round(prepared, docs, rest), feedback)
+        return run_round(prepared, k, rest)
 
     def feedback_docs(self, knobs: dict[str, Any]) -> int:
         """How many first-round hits a search with these feedback knobs feeds back into its queries

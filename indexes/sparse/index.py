@@ -103,6 +103,7 @@ class SparseIndex(Index):
             raise VocabularyMismatchError(f"{self.directory}: the IDF table covers {self.queries.vocab_size} terms "
                                           f"but the vectors {self.settings['vocab_size']}")
         self._backend = backend_class(self.settings["backend"])(self.directory, self.settings)
+        self._vectors: SparseVectors | None = None
         self._exact: ExactBackend | None = None
         self._rows: tuple[sp.csr_matrix, dict[str, int]] | None = None
 
@@ -187,12 +188,14 @@ class SparseIndex(Index):
 
     @property
     def vectors(self) -> SparseVectors:
-        """The float document vectors, read on first use."""
-        return self._exact_backend().vectors
+        """The float document vectors, read on first use (by exact search, feedback or an extension)."""
+        if self._vectors is None:
+            self._vectors = SparseVectors.read(self.directory / VECTORS_FILE, self.queries.vocab_size)
+        return self._vectors
 
     def _exact_backend(self) -> ExactBackend:
         if self._exact is None:
-            self._exact = ExactBackend(SparseVectors.read(self.directory / VECTORS_FILE, self.queries.vocab_size))
+            self._exact = ExactBackend(self.vectors)
         return self._exact
 
     def encode_queries(self, queries: Sequence[str], min_weight: float | None = None,
@@ -209,12 +212,8 @@ class SparseIndex(Index):
 
     def search(self, queries: Sequence[str], k: int = 10, exact: bool = False, min_weight: float | None = None,
                max_terms: int | None = None, **knobs: Any) -> list[Ranking]:
-        feedback = {name: knobs.pop(name) for name in FEEDBACK_KNOBS if name in knobs}
-        prepared = self.encode_queries(queries, min_weight, max_terms)
-        docs = self.feedback_docs(feedback)
-        if docs:
-            prepared = self.apply_feedback(prepared, self.search_prepared(prepared, docs, exact, **knobs), feedback)
-        return self.search_prepared(prepared, k, exact, **knobs)
+        return self.search_in_rounds(self.encode_queries(queries, min_weight, max_terms), k, knobs,
+                                     lambda prepared, n, rest: self.search_prepared(prepared, n, exact, **rest))
 
     def feedback_docs(self, knobs: dict[str, Any]) -> int:
         return Feedback.of(self.settings, knobs).docs
@@ -230,9 +229,7 @@ class SparseIndex(Index):
     def _vector_rows(self) -> tuple[sp.csr_matrix, dict[str, int]]:
         """The float vectors as CSR rows and each document id's row, read on first use."""
         if self._rows is None:
-            vectors = self._exact.vectors if self._exact is not None else SparseVectors.read(
-                self.directory / VECTORS_FILE, self.queries.vocab_size)
-            self._rows = (vectors.matrix(), {doc_id: i for i, doc_id in enumerate(vectors.ids)})
+            self._rows = (self.vectors.matrix(), {doc_id: i for i, doc_id in enumerate(self.vectors.ids)})
         return self._rows
 
     def prepare_queries(self, queries: Sequence[str]) -> list[Query]:

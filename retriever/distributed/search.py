@@ -78,12 +78,7 @@ class FanoutIndex:
     def search(self, queries: Sequence[str], k: int = 10, **knobs: Any) -> list[Ranking]:
         """One round over the shards, or two when the index feeds its first hits back into the queries
         (the expansion runs here, on the merged index, so it sees the same hits as a single index)."""
-        feedback = {name: knobs.pop(name) for name in self.merged.feedback_knobs if name in knobs}
-        prepared = self.merged.prepare_queries(list(queries))
-        docs = self.merged.feedback_docs(feedback)
-        if docs:
-            prepared = self.merged.apply_feedback(prepared, self._round(prepared, docs, knobs), feedback)
-        return self._round(prepared, k, knobs)
+        return self.merged.search_in_rounds(self.merged.prepare_queries(list(queries)), k, knobs, self._round)
 
     def _round(self, prepared: Any, k: int, knobs: dict[str, Any]) -> list[Ranking]:
         ray = ray_module()
